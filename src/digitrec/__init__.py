@@ -1,0 +1,59 @@
+"""digitrec: a typed PyTorch library for recognizing handwritten digits and other small images.
+
+Example:
+    >>> import digitrec
+    >>> model = digitrec.DigitClassifier("mlp", seed=0)
+    >>> history = digitrec.Trainer(model, epochs=1, progress=False).fit(
+    ...     digitrec.load_mnist("train")[:1000])
+    >>> isinstance(digitrec.evaluate_accuracy(model, digitrec.load_mnist("test")[:100]),
+    ...            digitrec.AccuracyResult)
+    True
+"""
+
+from ._version import __version__
+from .data import MNIST_CLASSES, ImageDataset, load_mnist
+from .errors import (
+    ChecksumError,
+    DataFileError,
+    DataNotFoundError,
+    DeviceUnavailableError,
+    DigitrecError,
+    InvalidInputError,
+    InvalidTypeError,
+    MissingDependencyError,
+)
+from .evaluation import AccuracyResult, evaluate_accuracy
+from .inference import get_predicted_label, predict, predict_proba
+from .models import MNIST_MEAN, MNIST_STD, Architecture, DigitClassifier, ModelConfig
+from .training import RECIPES, History, LRSchedule, OptimizerName, TrainConfig, Trainer
+
+__all__ = [
+    "MNIST_CLASSES",
+    "MNIST_MEAN",
+    "MNIST_STD",
+    "RECIPES",
+    "AccuracyResult",
+    "Architecture",
+    "ChecksumError",
+    "DataFileError",
+    "DataNotFoundError",
+    "DeviceUnavailableError",
+    "DigitClassifier",
+    "DigitrecError",
+    "History",
+    "ImageDataset",
+    "InvalidInputError",
+    "InvalidTypeError",
+    "LRSchedule",
+    "MissingDependencyError",
+    "ModelConfig",
+    "OptimizerName",
+    "TrainConfig",
+    "Trainer",
+    "__version__",
+    "evaluate_accuracy",
+    "get_predicted_label",
+    "load_mnist",
+    "predict",
+    "predict_proba",
+]

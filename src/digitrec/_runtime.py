@@ -1,0 +1,62 @@
+"""Context managers that change torch's state for one call and put it back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+from .models import DigitClassifier
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Put ``model`` in eval mode under inference mode, then restore its mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
+def train_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Put ``model`` in train mode with gradients enabled, then restore its mode."""
+    was_training = model.training
+    model.train()
+    try:
+        with torch.enable_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
+def cpu_threads(count: int | None) -> Iterator[None]:
+    """Use ``count`` intra-op threads (``None`` leaves torch's setting), then restore."""
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if count is not None:
+            torch.set_num_threads(previous)
+
+
+def logits_in_batches(
+    model: DigitClassifier, images: torch.Tensor, device: torch.device, batch_size: int
+) -> torch.Tensor:
+    """Return the CPU logits of ``images``, computed ``batch_size`` at a time on ``device``."""
+    model.to(device)
+    with eval_mode(model):
+        chunks = [
+            model(images[start : start + batch_size].to(device, non_blocking=True)).float().cpu()
+            for start in range(0, images.shape[0], batch_size)
+        ]
+    if not chunks:
+        return torch.empty(0, model.num_classes)
+    return torch.cat(chunks)

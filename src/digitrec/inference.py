@@ -1,0 +1,115 @@
+"""Predictions from a trained :class:`~digitrec.DigitClassifier`.
+
+Every function here switches the model to evaluation mode and no-grad inference
+for the call only, and puts the model back in the mode it was in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from . import _images
+from ._checks import check_image_shape, check_model, check_positive_int
+from ._device import DeviceLike, resolve_device
+from ._runtime import logits_in_batches
+from .data import ImageDataset
+from .models import DigitClassifier
+
+__all__ = ["get_predicted_label", "predict", "predict_proba"]
+
+_DEFAULT_BATCH_SIZE = 1024
+
+
+def _batch_logits(model: Any, images: Any, device: DeviceLike, batch_size: int) -> torch.Tensor:
+    checked = check_model(model)
+    batch = images.images if isinstance(images, ImageDataset) else _images.as_image_batch(images)
+    check_image_shape(checked, tuple(batch.shape[1:]), "images")
+    size = check_positive_int(batch_size, "batch_size")
+    return logits_in_batches(checked, batch, resolve_device(device), size)
+
+
+def predict_proba(
+    model: DigitClassifier,
+    images: Any,
+    *,
+    device: DeviceLike = "cpu",
+    batch_size: int = _DEFAULT_BATCH_SIZE,
+) -> torch.Tensor:
+    """Return class probabilities for a batch of images.
+
+    Args:
+        model: The classifier; it is moved to ``device``.
+        images: An :class:`~digitrec.ImageDataset`, or a tensor or numpy array of
+            shape ``(N, H, W)``, ``(N, C, H, W)`` or ``(N, H, W, C)`` holding ``uint8``
+            (0-255) or float (0-1) pixels.
+        device: Where to compute: ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"``.
+        batch_size: Images per forward pass.
+
+    Returns:
+        ``float32`` CPU tensor of shape ``(N, num_classes)``; each row sums to 1.
+
+    Raises:
+        InvalidInputError: If the images do not fit the model's input shape.
+        InvalidTypeError: For unsupported array types or dtypes.
+
+    Example:
+        >>> model = digitrec.DigitClassifier(seed=0)
+        >>> probs = digitrec.predict_proba(model, torch.zeros(3, 28, 28))
+        >>> probs.shape, bool(torch.allclose(probs.sum(1), torch.ones(3)))
+        (torch.Size([3, 10]), True)
+    """
+    return torch.softmax(_batch_logits(model, images, device, batch_size), dim=1)
+
+
+def predict(
+    model: DigitClassifier,
+    images: Any,
+    *,
+    device: DeviceLike = "cpu",
+    batch_size: int = _DEFAULT_BATCH_SIZE,
+) -> torch.Tensor:
+    """Return the predicted class index for each image of a batch.
+
+    Takes the same arguments as :func:`predict_proba`.
+
+    Returns:
+        ``int64`` CPU tensor of shape ``(N,)``.
+
+    Example:
+        >>> model = digitrec.DigitClassifier(seed=0)
+        >>> digitrec.predict(model, torch.zeros(3, 1, 28, 28, dtype=torch.uint8)).shape
+        torch.Size([3])
+    """
+    return _batch_logits(model, images, device, batch_size).argmax(dim=1)
+
+
+def get_predicted_label(model: DigitClassifier, image: Any, *, device: DeviceLike = "cpu") -> int:
+    """Return the predicted class index of one image.
+
+    Args:
+        model: The classifier; it is moved to ``device``.
+        image: A tensor or numpy array of shape ``(H, W)``, ``(C, H, W)`` or
+            ``(H, W, C)`` with ``uint8`` (0-255) or float (0-1) pixels, or a PIL
+            image (converted to the model's number of channels).
+        device: Where to compute.
+
+    Returns:
+        The class index, a Python ``int``.
+
+    Raises:
+        InvalidInputError: If the image does not fit the model's input shape.
+        InvalidTypeError: For unsupported types or dtypes.
+
+    Example:
+        >>> test = digitrec.load_mnist("test")
+        >>> image, label = test[0]
+        >>> digitrec.get_predicted_label(digitrec.DigitClassifier(seed=0), image) in range(10)
+        True
+    """
+    model = check_model(model)
+    batch = _images.as_single_image(image, model.input_shape[0])
+    check_image_shape(model, tuple(batch.shape[1:]), "image")
+    logits = logits_in_batches(model, batch, resolve_device(device), 1)
+    return int(logits.argmax(dim=1).item())
