@@ -10,6 +10,7 @@ Example:
     True
 """
 
+from ._device import DeviceLike
 from ._version import __version__
 from .data import MNIST_CLASSES, ImageDataset, load_mnist
 from .errors import (
@@ -37,6 +38,7 @@ __all__ = [
     "ChecksumError",
     "DataFileError",
     "DataNotFoundError",
+    "DeviceLike",
     "DeviceUnavailableError",
     "DigitClassifier",
     "DigitrecError",

@@ -6,6 +6,7 @@ import torch
 
 from .errors import DeviceUnavailableError, InvalidInputError, InvalidTypeError
 
+#: A device name (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"auto"``) or a ``torch.device``.
 DeviceLike = str | torch.device
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -9,17 +11,35 @@ import torch
 
 from .models import DigitClassifier
 
+_MODE_LOCKS: weakref.WeakKeyDictionary[torch.nn.Module, threading.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+_MODE_LOCKS_GUARD = threading.Lock()
+
+
+def _mode_lock(model: torch.nn.Module) -> threading.Lock:
+    with _MODE_LOCKS_GUARD:
+        lock = _MODE_LOCKS.get(model)
+        if lock is None:
+            lock = _MODE_LOCKS[model] = threading.Lock()
+        return lock
+
 
 @contextmanager
 def eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    """Put ``model`` in eval mode under inference mode, then restore its mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        model.train(was_training)
+    """Put ``model`` in eval mode under inference mode, then restore its mode.
+
+    Calls on the same model from several threads take turns: otherwise one call
+    restoring train mode could switch another's BatchNorm layers mid-forward.
+    """
+    with _mode_lock(model):
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode():
+                yield
+        finally:
+            model.train(was_training)
 
 
 @contextmanager

@@ -12,16 +12,24 @@ import hashlib
 import importlib
 import importlib.util
 import os
+import sys
 import zlib
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import torch
 
 from . import _images
+
+if TYPE_CHECKING:
+    if sys.version_info >= (3, 11):
+        from importlib.resources.abc import Traversable
+    else:
+        from importlib.abc import Traversable
+
 from .errors import (
     ChecksumError,
     DataFileError,
@@ -221,7 +229,8 @@ class ImageDataset:
         Args:
             images: Pixels of shape ``(N, H, W)``, ``(N, C, H, W)`` or ``(N, H, W, C)``
                 with ``C`` 1 or 3; ``uint8`` (0-255) or floating point (0-1, stored
-                rounded to ``uint8``).
+                rounded to ``uint8``). A shape that fits both 4-D layouts is read
+                channels-first.
             labels: Integer labels of shape ``(N,)`` or ``(N, 1)``.
             class_names: Optional names of the classes, in label order.
 
@@ -391,6 +400,10 @@ class ImageDataset:
         return f"ImageDataset(n={len(self)}, image_shape={self.image_shape}{names})"
 
 
+def _bundled_root() -> Traversable:
+    return resources.files("digitrec") / "_data"
+
+
 def _find_mnist_file(root: Path, name: str) -> Path | None:
     for folder in (root, root / "MNIST" / "raw"):
         for candidate in (folder / name, folder / f"{name}.gz"):
@@ -467,14 +480,14 @@ def load_mnist(
                 "download=True needs a root folder to download into; "
                 "root=None reads the bundled copy, which needs no download"
             )
-        bundled = resources.files("digitrec") / "_data"
+        bundled = _bundled_root()
         arrays = []
         for name in names:
             with resources.as_file(bundled / f"{name}.gz") as path:
                 arrays.append(_read_verified(path, name, bundled=True))
         return ImageDataset._from_idx_arrays(arrays[0], arrays[1], "bundled MNIST", MNIST_CLASSES)
 
-    folder = Path(root)
+    folder = Path(root).expanduser()
     if download and not all(_find_mnist_file(folder, name) for name in names):
         _download_with_torchvision(folder, split)
     paths: list[Path] = []

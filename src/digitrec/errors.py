@@ -56,7 +56,7 @@ class InvalidTypeError(DigitrecError, TypeError):
 
 
 class DataNotFoundError(DigitrecError, FileNotFoundError):
-    """A data or model file that was asked for does not exist.
+    """A file that was asked for does not exist.
 
     Example:
         >>> issubclass(digitrec.DataNotFoundError, FileNotFoundError)

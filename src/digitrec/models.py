@@ -8,7 +8,7 @@ needs no separate transform that could drift out of sync with training.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, get_args
 
@@ -127,6 +127,10 @@ class ModelConfig:
         return cls(**values)
 
 
+def _as_tuple(values: float | Sequence[float]) -> tuple[float, ...]:
+    return tuple(values) if isinstance(values, Sequence) else (values,)
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -207,8 +211,8 @@ class DigitClassifier(nn.Module):
         *,
         input_shape: tuple[int, int, int] = (1, 28, 28),
         num_classes: int = 10,
-        mean: float | tuple[float, ...] = MNIST_MEAN,
-        std: float | tuple[float, ...] = MNIST_STD,
+        mean: float | Sequence[float] = MNIST_MEAN,
+        std: float | Sequence[float] = MNIST_STD,
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -216,8 +220,8 @@ class DigitClassifier(nn.Module):
             arch=arch,
             input_shape=input_shape,
             num_classes=num_classes,
-            mean=mean if isinstance(mean, tuple) else (mean,),
-            std=std if isinstance(std, tuple) else (std,),
+            mean=_as_tuple(mean),
+            std=_as_tuple(std),
         )
         self._config = config
         if seed is None:

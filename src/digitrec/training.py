@@ -184,15 +184,18 @@ class History:
         return asdict(self)
 
     def __str__(self) -> str:
-        with_val = bool(self.val_accuracy)
-        header = "epoch  train_loss" + ("  val_accuracy" if with_val else "") + "  seconds"
-        rows = [header]
-        for index, (loss, seconds) in enumerate(
-            zip(self.train_loss, self.epoch_seconds, strict=True)
-        ):
-            val = f"  {100 * self.val_accuracy[index]:11.2f}%" if with_val else ""
-            rows.append(f"{index + 1:5d}  {loss:10.4f}{val}  {seconds:7.2f}")
-        return "\n".join(rows)
+        # Columns appear only when recorded for every epoch, so a partial history prints too.
+        columns = [("train_loss", [f"{loss:10.4f}" for loss in self.train_loss])]
+        if len(self.val_accuracy) == self.epochs and self.epochs:
+            columns.append(("val_accuracy", [f"{100 * a:11.2f}%" for a in self.val_accuracy]))
+        if len(self.epoch_seconds) == self.epochs and self.epochs:
+            columns.append(("seconds", [f"{s:7.2f}" for s in self.epoch_seconds]))
+        header = "epoch  " + "  ".join(name for name, _ in columns)
+        rows = [
+            f"{index + 1:5d}  " + "  ".join(cells[index] for _, cells in columns)
+            for index in range(self.epochs)
+        ]
+        return "\n".join([header, *rows])
 
 
 class _Progress:
@@ -285,7 +288,9 @@ class Trainer:
         momentum: SGD's momentum (Adam's first beta).
         weight_decay: L2 penalty.
         lr_schedule: ``"constant"`` or ``"cosine"``.
-        seed: Seed of the shuffling and of any randomness in the model.
+        seed: Seed of the shuffling and of any randomness in the model during
+            training. The initial weights are seeded where the model is built:
+            ``DigitClassifier(seed=...)``.
         num_threads: CPU threads during training.
         progress: Report progress on stderr: a tqdm bar on a terminal (when tqdm is
             installed), otherwise one line per epoch.

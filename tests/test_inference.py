@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import digitrec
+
+
+@pytest.fixture(scope="module")
+def trained(mnist_train: digitrec.ImageDataset) -> digitrec.DigitClassifier:
+    model = digitrec.DigitClassifier(seed=0)
+    digitrec.Trainer(model, epochs=1, progress=False).fit(mnist_train[:5000])
+    return model
+
+
+def test_single_image_layouts_agree(
+    trained: digitrec.DigitClassifier, mnist_test: digitrec.ImageDataset
+) -> None:
+    image, label = mnist_test[0]
+    plane = image[0]
+    variants: list[object] = [
+        image,
+        plane,
+        plane.unsqueeze(-1),
+        plane.numpy(),
+        plane.numpy()[:, :, None],
+        plane.float() / 255,
+        (plane.numpy() / 255.0).astype(np.float64),
+    ]
+    labels = {digitrec.get_predicted_label(trained, variant) for variant in variants}
+    assert labels == {label} == {7}
+
+
+def test_pil_images(trained: digitrec.DigitClassifier, mnist_test: digitrec.ImageDataset) -> None:
+    pil = pytest.importorskip("PIL.Image")
+    image, label = mnist_test[1]
+    gray = pil.fromarray(image[0].numpy())
+    assert digitrec.get_predicted_label(trained, gray) == label
+    assert digitrec.get_predicted_label(trained, gray.convert("RGB")) == label
+    rgb_model = digitrec.DigitClassifier("cnn", input_shape=(3, 28, 28), seed=0)
+    assert digitrec.get_predicted_label(rgb_model, gray) in range(10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(pixels=hnp.arrays(np.uint8, (28, 28)))
+def test_single_label_matches_batch_prediction(pixels: np.ndarray) -> None:
+    model = _shared_model()
+    single = digitrec.get_predicted_label(model, pixels)
+    batch = digitrec.predict(model, pixels[None])
+    assert single == int(batch[0])
+
+
+_MODEL: list[digitrec.DigitClassifier] = []
+
+
+def _shared_model() -> digitrec.DigitClassifier:
+    if not _MODEL:
+        _MODEL.append(digitrec.DigitClassifier(seed=0))
+    return _MODEL[0]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(0, 9),
+    layout=st.sampled_from(["NHW", "NCHW", "NHWC"]),
+    as_float=st.booleans(),
+    batch_size=st.integers(1, 8),
+)
+def test_batch_outputs(n: int, layout: str, as_float: bool, batch_size: int) -> None:
+    model = _shared_model()
+    images = torch.randint(
+        0, 256, (n, 28, 28), generator=torch.Generator().manual_seed(n), dtype=torch.uint8
+    )
+    shaped = {"NHW": images, "NCHW": images[:, None], "NHWC": images[..., None]}[layout]
+    batch = shaped.float() / 255 if as_float else shaped
+    probs = digitrec.predict_proba(model, batch, batch_size=batch_size)
+    labels = digitrec.predict(model, batch, batch_size=batch_size)
+    assert probs.shape == (n, 10)
+    assert probs.dtype == torch.float32
+    assert labels.shape == (n,)
+    assert labels.dtype == torch.int64
+    assert bool(((probs >= 0) & (probs <= 1)).all())
+    torch.testing.assert_close(probs.sum(dim=1), torch.ones(n))
+    assert torch.equal(probs.argmax(dim=1), labels)
+
+
+def test_predict_accepts_datasets(
+    trained: digitrec.DigitClassifier, mnist_test: digitrec.ImageDataset
+) -> None:
+    subset = mnist_test[:64]
+    assert torch.equal(digitrec.predict(trained, subset), digitrec.predict(trained, subset.images))
+
+
+@pytest.mark.parametrize(
+    ("image", "error", "message"),
+    [
+        (torch.zeros(1, 1, 28, 28), digitrec.InvalidInputError, "predict()"),
+        (torch.zeros(32, 32), digitrec.InvalidInputError, r"\(1, 32, 32\).*\(1, 28, 28\)"),
+        (torch.zeros(3, 28, 28), digitrec.InvalidInputError, r"\(3, 28, 28\)"),
+        (torch.full((28, 28), 1.5), digitrec.InvalidInputError, r"\[0, 1\]"),
+        (torch.full((28, 28), float("nan")), digitrec.InvalidInputError, "finite"),
+        (torch.zeros(28, 28, dtype=torch.int32), digitrec.InvalidTypeError, "int32"),
+        ([[0] * 28] * 28, digitrec.InvalidTypeError, "list"),
+    ],
+)
+def test_bad_single_images(image: object, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        digitrec.get_predicted_label(_shared_model(), image)
+
+
+def test_bad_batches_and_models() -> None:
+    with pytest.raises(digitrec.InvalidInputError, match=r"\(1, 14, 14\)"):
+        digitrec.predict(_shared_model(), torch.zeros(2, 14, 14))
+    with pytest.raises(digitrec.InvalidTypeError, match="DigitClassifier"):
+        digitrec.predict(torch.nn.Linear(784, 10), torch.zeros(2, 28, 28))  # type: ignore[arg-type]
+    with pytest.raises(digitrec.InvalidInputError, match="batch_size"):
+        digitrec.predict_proba(_shared_model(), torch.zeros(2, 28, 28), batch_size=0)
+
+
+def test_restores_mode_and_grad(trained: digitrec.DigitClassifier) -> None:
+    trained.train()
+    digitrec.predict(trained, torch.zeros(2, 28, 28))
+    assert trained.training
+    assert torch.is_grad_enabled()
+    trained.eval()
+
+
+def test_prediction_from_several_threads(
+    trained: digitrec.DigitClassifier, mnist_test: digitrec.ImageDataset
+) -> None:
+    trained.eval()
+    expected = digitrec.predict(trained, mnist_test[:200])
+    results: list[torch.Tensor] = []
+
+    def work() -> None:
+        results.append(digitrec.predict(trained, mnist_test[:200]))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 4
+    assert all(torch.equal(result, expected) for result in results)
