@@ -131,6 +131,16 @@ def test_restores_mode_and_grad(trained: digitrec.DigitClassifier) -> None:
     trained.eval()
 
 
+def test_restores_mixed_module_modes(trained: digitrec.DigitClassifier) -> None:
+    trained.eval()
+    trained.network[1].train()  # a user's mixed state: one layer in train mode
+    digitrec.predict(trained, torch.zeros(2, 28, 28))
+    assert [module.training for module in trained.modules()] == [
+        module is trained.network[1] for module in trained.modules()
+    ]
+    trained.eval()
+
+
 def test_prediction_from_several_threads(
     trained: digitrec.DigitClassifier, mnist_test: digitrec.ImageDataset
 ) -> None:

@@ -27,6 +27,18 @@ def test_none_takes_the_architectures_recipe() -> None:
     assert cnn.config.batch_size == digitrec.RECIPES["cnn"].batch_size
 
 
+def test_recipes_by_name() -> None:
+    trainer = digitrec.Trainer(digitrec.DigitClassifier("mlp"), recipe="mlp-fast", epochs=2)
+    assert trainer.config == dataclasses.replace(digitrec.RECIPES["mlp-fast"], epochs=2)
+    custom = dataclasses.replace(digitrec.RECIPES["cnn"], epochs=1, label_smoothing=0.1)
+    trainer = digitrec.Trainer(digitrec.DigitClassifier("mlp"), recipe=custom, seed=3)
+    assert trainer.config == dataclasses.replace(custom, seed=3)
+    with pytest.raises(digitrec.InvalidInputError, match="nesterov=True needs optimizer='sgd'"):
+        dataclasses.replace(digitrec.RECIPES["cnn"], optimizer="adam")
+    with pytest.raises(digitrec.InvalidInputError, match="label_smoothing"):
+        dataclasses.replace(digitrec.RECIPES["mlp"], label_smoothing=1.0)
+
+
 def test_config_is_frozen() -> None:
     config = digitrec.Trainer(digitrec.DigitClassifier()).config
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -47,6 +59,11 @@ def test_config_is_frozen() -> None:
         ({"lr_schedule": "step"}, "lr_schedule must be one of"),
         ({"seed": -1}, "seed must be a non-negative integer"),
         ({"num_threads": 0}, "num_threads"),
+        ({"augment": "yes"}, "augment must be True or False"),
+        (
+            {"recipe": "resnet"},
+            r"recipe must be a TrainConfig or one of \['cnn', 'mlp', 'mlp-fast'\]",
+        ),
     ],
 )
 def test_invalid_settings(kwargs: dict[str, object], message: str) -> None:

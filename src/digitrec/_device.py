@@ -17,7 +17,7 @@ def resolve_device(device: DeviceLike) -> torch.device:
     """
     if isinstance(device, str) and device == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return torch.device("cuda", torch.cuda.current_device())
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -40,6 +40,9 @@ def resolve_device(device: DeviceLike) -> torch.device:
             raise DeviceUnavailableError(
                 f"device {device!r} does not exist: this machine has {count} CUDA device(s)"
             )
+        if resolved.index is None:
+            # An explicit index compares equal to the device of tensors placed there.
+            resolved = torch.device("cuda", torch.cuda.current_device())
     elif resolved.type == "mps" and not torch.backends.mps.is_available():
         raise DeviceUnavailableError(
             f"device {device!r} asked for MPS, which this machine lacks; use 'cpu' or 'auto'"

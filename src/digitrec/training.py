@@ -19,10 +19,17 @@ from types import MappingProxyType
 from typing import Any, Literal, TextIO, get_args
 
 import torch
-import torch.nn.functional as F
 
 from ._checks import check_labelled_data, check_model
 from ._device import DeviceLike, resolve_device
+from ._engine import (
+    AutogradStep,
+    FusedMLPStep,
+    Step,
+    fusable_linears,
+    learning_rate,
+    make_optimizer,
+)
 from ._runtime import cpu_threads, train_mode
 from .data import ImageDataset
 from .errors import InvalidInputError
@@ -48,6 +55,12 @@ class TrainConfig:
         weight_decay: L2 penalty (decoupled for AdamW).
         lr_schedule: ``"constant"``, or ``"cosine"`` to anneal the rate to zero
             over all steps.
+        warmup_epochs: Epochs (may be fractional) over which the rate rises
+            linearly from near zero to ``lr`` before the schedule takes over.
+        nesterov: Use Nesterov momentum (SGD only).
+        label_smoothing: Cross-entropy label smoothing in ``[0, 1)``.
+        augment: Randomly rotate (up to 10 degrees), scale (up to 10%) and shift
+            (up to 2 pixels at 28x28) each training image, a whole batch at a time.
         seed: Seeds the shuffling and any randomness inside the model during
             training; the same seed gives bit-identical CPU runs.
         num_threads: CPU threads used during training; ``None`` keeps torch's setting.
@@ -68,6 +81,10 @@ class TrainConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     lr_schedule: LRSchedule = "constant"
+    warmup_epochs: float = 0.0
+    nesterov: bool = False
+    label_smoothing: float = 0.0
+    augment: bool = False
     seed: int = 0
     num_threads: int | None = None
 
@@ -88,6 +105,8 @@ class TrainConfig:
             ("lr", 0.0, math.inf),
             ("momentum", 0.0, 1.0),
             ("weight_decay", 0.0, math.inf),
+            ("warmup_epochs", 0.0, math.inf),
+            ("label_smoothing", 0.0, 1.0),
         ):
             value = getattr(self, name)
             ok = (
@@ -99,6 +118,16 @@ class TrainConfig:
                 interval = "> 0" if name == "lr" else f"in [{low:g}, {high:g})"
                 raise InvalidInputError(f"{name} must be a finite number {interval}, got {value!r}")
             object.__setattr__(self, name, float(value))
+        for name in ("nesterov", "augment"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidInputError(
+                    f"{name} must be True or False, got {getattr(self, name)!r}"
+                )
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise InvalidInputError(
+                f"nesterov=True needs optimizer='sgd' with momentum > 0, got optimizer="
+                f"{self.optimizer!r} and momentum={self.momentum}"
+            )
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise InvalidInputError(f"seed must be a non-negative integer, got {self.seed!r}")
         threads = self.num_threads
@@ -119,9 +148,14 @@ class TrainConfig:
         return asdict(self)
 
 
-#: The recommended settings per architecture. ``"mlp"`` keeps the notebook's
-#: recipe (SGD, batches of 64, cross-entropy) and adds a cosine learning-rate
-#: schedule, which makes the final accuracy steady from seed to seed.
+#: Named training recipes. :class:`Trainer` starts from the one named after the
+#: model's architecture unless told otherwise.
+#:
+#: * ``"mlp"``: the notebook's recipe (SGD, batches of 64, cross-entropy) with
+#:   momentum 0.9 and a cosine learning-rate schedule, which makes the final
+#:   accuracy steady from seed to seed (97.8% on MNIST).
+#: * ``"mlp-fast"``: the same network to 97% in the fewest seconds.
+#: * ``"cnn"``: the convolutional network to 99.5%+ on MNIST, with augmentation.
 RECIPES: Mapping[str, TrainConfig] = MappingProxyType(
     {
         "mlp": TrainConfig(
@@ -133,14 +167,26 @@ RECIPES: Mapping[str, TrainConfig] = MappingProxyType(
             lr_schedule="cosine",
             num_threads=1,
         ),
-        "cnn": TrainConfig(
-            epochs=3,
+        "mlp-fast": TrainConfig(
+            epochs=4,
             batch_size=128,
             optimizer="sgd",
-            lr=0.05,
+            lr=0.1,
             momentum=0.9,
+            lr_schedule="cosine",
+            num_threads=1,
+        ),
+        "cnn": TrainConfig(
+            epochs=15,
+            batch_size=128,
+            optimizer="sgd",
+            lr=0.1,
+            momentum=0.9,
+            nesterov=True,
             weight_decay=5e-4,
             lr_schedule="cosine",
+            warmup_epochs=0.5,
+            augment=True,
         ),
     }
 )
@@ -236,28 +282,6 @@ class _Progress:
             self._bar.close()
 
 
-def _make_optimizer(model: DigitClassifier, config: TrainConfig) -> torch.optim.Optimizer:
-    params = list(model.parameters())
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-        )
-    betas = (config.momentum, 0.999)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, betas=betas, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, betas=betas, weight_decay=config.weight_decay)
-
-
-def _make_schedule(
-    optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int
-) -> torch.optim.lr_scheduler.LRScheduler:
-    if config.lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
-        )
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-
-
 @contextmanager
 def _seeded(seed: int, device: torch.device) -> Iterator[None]:
     """Seed torch's global generators for the block, then restore the caller's state."""
@@ -274,13 +298,19 @@ def _seeded(seed: int, device: torch.device) -> Iterator[None]:
 class Trainer:
     """Trains a :class:`~digitrec.DigitClassifier` with cross-entropy on in-memory batches.
 
-    Every setting left at ``None`` takes the value of the recipe for the model's
-    architecture (:data:`RECIPES`); :attr:`config` holds the resolved settings.
+    The whole training set stays on the training device as ``uint8`` tensors and
+    each mini-batch is gathered by index from a seeded permutation. Every setting
+    left at ``None`` takes the value of the recipe (:data:`RECIPES`), by default
+    the one named after the model's architecture; :attr:`config` holds the
+    resolved settings.
 
     Args:
         model: The classifier to train; it is moved to ``device``.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``, ``"auto"`` (CUDA, then
             MPS, then CPU) or a ``torch.device``.
+        recipe: The settings to start from: a name from :data:`RECIPES`, a
+            :class:`TrainConfig`, or ``None`` for the recipe named after the
+            model's architecture (``"mlp"`` or ``"cnn"``).
         epochs: Passes over the training set.
         batch_size: Images per optimizer step.
         optimizer: ``"sgd"``, ``"adam"`` or ``"adamw"``.
@@ -288,6 +318,7 @@ class Trainer:
         momentum: SGD's momentum (Adam's first beta).
         weight_decay: L2 penalty.
         lr_schedule: ``"constant"`` or ``"cosine"``.
+        augment: Random affine augmentation of the training batches.
         seed: Seed of the shuffling and of any randomness in the model during
             training. The initial weights are seeded where the model is built:
             ``DigitClassifier(seed=...)``.
@@ -314,6 +345,7 @@ class Trainer:
         model: DigitClassifier,
         *,
         device: DeviceLike = "cpu",
+        recipe: str | TrainConfig | None = None,
         epochs: int | None = None,
         batch_size: int | None = None,
         optimizer: OptimizerName | None = None,
@@ -321,12 +353,21 @@ class Trainer:
         momentum: float | None = None,
         weight_decay: float | None = None,
         lr_schedule: LRSchedule | None = None,
+        augment: bool | None = None,
         seed: int = 0,
         num_threads: int | None = None,
         progress: bool = True,
     ) -> None:
         self.model = check_model(model)
         self.device = resolve_device(device)
+        if isinstance(recipe, TrainConfig):
+            base = recipe
+        elif (name := model.arch if recipe is None else recipe) in RECIPES:
+            base = RECIPES[name]
+        else:
+            raise InvalidInputError(
+                f"recipe must be a TrainConfig or one of {sorted(RECIPES)}, got {recipe!r}"
+            )
         overrides: dict[str, Any] = {
             "epochs": epochs,
             "batch_size": batch_size,
@@ -335,11 +376,30 @@ class Trainer:
             "momentum": momentum,
             "weight_decay": weight_decay,
             "lr_schedule": lr_schedule,
+            "augment": augment,
             "num_threads": num_threads,
         }
-        chosen = {name: value for name, value in overrides.items() if value is not None}
-        self.config: TrainConfig = replace(RECIPES[model.arch], seed=seed, **chosen)
+        chosen = {key: value for key, value in overrides.items() if value is not None}
+        self.config: TrainConfig = replace(base, seed=seed, **chosen)
         self.progress = progress
+
+    def _make_step(self) -> Step:
+        config = self.config
+        model = self.model
+        linears = fusable_linears(model)
+        plain_sgd = config.optimizer == "sgd" and not config.nesterov
+        if linears is not None and plain_sgd and not config.augment and not config.label_smoothing:
+            return FusedMLPStep(model, linears, config.momentum, config.weight_decay)
+        optimizer = make_optimizer(
+            model,
+            config.optimizer,
+            config.lr,
+            config.momentum,
+            config.weight_decay,
+            config.nesterov,
+        )
+        augment = torch.Generator().manual_seed(config.seed + 1) if config.augment else None
+        return AutogradStep(model, optimizer, config.label_smoothing, augment)
 
     def fit(self, train: ImageDataset, val: ImageDataset | None = None) -> History:
         """Train the model in place and return the per-epoch history.
@@ -364,33 +424,35 @@ class Trainer:
         labels = train.labels.to(self.device)
         count = len(train)
         steps_per_epoch = math.ceil(count / config.batch_size)
-        optimizer = _make_optimizer(model, config)
-        schedule = _make_schedule(optimizer, config, config.epochs * steps_per_epoch)
+        total_steps = config.epochs * steps_per_epoch
+        warmup_steps = round(config.warmup_epochs * steps_per_epoch)
         shuffle = torch.Generator().manual_seed(config.seed)
         history = History()
         progress = _Progress(self.progress, config.epochs, steps_per_epoch, sys.stderr)
         threads = config.num_threads if self.device.type == "cpu" else None
+        step = 0
         try:
             with cpu_threads(threads), _seeded(config.seed, self.device), train_mode(model):
+                update = self._make_step()
                 for _ in range(config.epochs):
                     started = time.perf_counter()
                     order = torch.randperm(count, generator=shuffle).to(self.device)
                     loss_sum = torch.zeros((), device=self.device)
                     for start in range(0, count, config.batch_size):
                         batch = order[start : start + config.batch_size]
-                        loss = F.cross_entropy(model(images[batch]), labels[batch])
-                        optimizer.zero_grad(set_to_none=True)
-                        loss.backward()  # type: ignore[no-untyped-call]
-                        optimizer.step()
-                        schedule.step()
-                        loss_sum += loss.detach() * batch.numel()
+                        lr = learning_rate(
+                            config.lr, config.lr_schedule, step, total_steps, warmup_steps
+                        )
+                        loss_sum += update(
+                            images.index_select(0, batch), labels.index_select(0, batch), lr
+                        )
+                        step += 1
                         progress.step()
                     history.train_loss.append(float(loss_sum) / count)
                     history.epoch_seconds.append(time.perf_counter() - started)
                     if val is not None:
-                        history.val_accuracy.append(
-                            evaluate_accuracy(model, val, device=self.device).accuracy
-                        )
+                        result = evaluate_accuracy(model, val, device=self.device, batch_size=4096)
+                        history.val_accuracy.append(result.accuracy)
                     progress.epoch(history)
         finally:
             progress.close()

@@ -1,0 +1,91 @@
+"""Smoke tests of the benchmark scripts: each runs with --quick and writes its JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # for `import _common`
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCHMARKS / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_quick(
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *extra: str
+) -> dict[str, Any]:
+    module = load(name, monkeypatch)
+    assert module.main(["--quick", "--out", str(tmp_path), *extra]) == 0
+    result: dict[str, Any] = json.loads(
+        (tmp_path / f"{name.removeprefix('bench_')}.json").read_text()
+    )
+    assert {"machine", "settings"} <= result.keys()
+    assert result["settings"]["quick"] is True
+    return result
+
+
+def test_notebook(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_quick("bench_notebook", monkeypatch, tmp_path)
+    out = capsys.readouterr().out
+    assert result["settings"]["train_images"] == 6000
+    digitrec_side = result["digitrec"]
+    assert len(digitrec_side["epoch_seconds"]) == 1
+    assert 0.0 < digitrec_side["mean_test_accuracy"] <= 1.0
+    assert digitrec_side["min_epoch_seconds"] > 0
+    if importlib.util.find_spec("torchvision") is None:
+        assert result["notebook"] is None
+    if result["notebook"] is None:
+        assert "notebook side skipped because torchvision is absent" in out
+        assert result["notebook_skipped"]
+        assert result["speedup_median"] is None
+    else:
+        assert result["notebook"]["median_epoch_seconds"] > 0
+        assert result["speedup_min"] > 0
+    assert "| digitrec Trainer" in out
+
+
+def test_time_to_accuracy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    plot = tmp_path / "tta.png"
+    result = run_quick("bench_time_to_accuracy", monkeypatch, tmp_path, "--plot", str(plot))
+    assert set(result["recipes"]) == {"mlp", "mlp-fast", "cnn"}
+    for entry in result["recipes"].values():
+        (run,) = entry["runs"]
+        assert run["epochs"] == 1
+        assert len(run["val_accuracy"]) == len(run["epoch_seconds"]) == 1
+        assert run["fit_wall_seconds"] >= run["train_seconds"] > 0
+        assert {"first_epoch_at_target", "train_seconds_to_target", "final_accuracy"} <= run.keys()
+    assert plot.stat().st_size > 0
+
+
+def test_inference(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    result = run_quick("bench_inference", monkeypatch, tmp_path)
+    rows = result["measurements"]
+    assert {(row["arch"], row["threads"]) for row in rows} >= {("mlp", 1), ("cnn", 1)}
+    for row in rows:
+        assert 0 < row["latency_median_us"] <= row["latency_p90_us"]
+        assert set(row["images_per_second"]) == {"1024", "4096"}
+
+
+def test_machine_limit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    result = run_quick("bench_machine_limit", monkeypatch, tmp_path)
+    assert result["peak_gflops"] > 0
+    assert set(result["networks"]) == {"mlp", "cnn"}
+    for network in result["networks"].values():
+        assert network["flops_per_epoch"] == network["flops_per_step"] * network["steps_per_epoch"]
+        assert network["measured_epoch_seconds"] > network["lower_bound_seconds_at_peak"] > 0
