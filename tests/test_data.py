@@ -402,3 +402,77 @@ def test_split_rejects_empty_parts(val_size: float) -> None:
 
 def test_repr() -> None:
     assert repr(_numbered(3)) == "ImageDataset(n=3, image_shape=(1, 8, 8))"
+
+
+# --- MedMNIST .npz ------------------------------------------------------------------------------
+
+PNEUMONIA = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "medmnist" / "pneumoniamnist.npz"
+)
+
+
+@pytest.mark.skipif(
+    not PNEUMONIA.is_file(), reason="PneumoniaMNIST is not in ../shared/data/medmnist"
+)
+@pytest.mark.parametrize(
+    ("split", "count", "normal"), [("train", 4708, 1214), ("val", 524, 135), ("test", 624, 234)]
+)
+def test_from_npz_reads_pneumoniamnist(split: str, count: int, normal: int) -> None:
+    data = digitrec.ImageDataset.from_npz(PNEUMONIA, split, class_names=["normal", "pneumonia"])  # type: ignore[arg-type]
+    assert len(data) == count
+    assert data.image_shape == (1, 28, 28)
+    assert torch.bincount(data.labels).tolist() == [normal, count - normal]
+    assert data.class_names == ("normal", "pneumonia")
+
+
+def test_from_npz_rgb_layout(tmp_path: Path) -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 28, 28, 3), dtype=np.uint8)
+    np.savez_compressed(tmp_path / "rgb.npz", val_images=rgb, val_labels=np.arange(5).reshape(5, 1))
+    data = digitrec.ImageDataset.from_npz(tmp_path / "rgb.npz", "val")
+    assert data.image_shape == (3, 28, 28)
+    assert np.array_equal(data.images.permute(0, 2, 3, 1).numpy(), rgb)
+
+
+def test_from_npz_refuses_pickles_without_running_them(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    payload = np.array([_Explode(str(marker))], dtype=object)
+    np.savez(tmp_path / "evil.npz", test_images=payload, test_labels=np.zeros(1, np.int64))
+    with pytest.raises(digitrec.DataFileError, match=r"not a readable \.npz"):
+        digitrec.ImageDataset.from_npz(tmp_path / "evil.npz", "test")
+    assert not marker.exists()
+
+
+class _Explode:
+    """Unpickling this would create a file: proof that something ran."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (Path.write_text, (self.path, "pwned"))  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", r"not a readable \.npz"),
+        (b"PK\x03\x04 truncated zip", r"not a readable \.npz"),
+        (b"just text", r"not a readable \.npz"),
+    ],
+)
+def test_from_npz_rejects_broken_files(tmp_path: Path, content: bytes, message: str) -> None:
+    (tmp_path / "bad.npz").write_bytes(content)
+    with pytest.raises(digitrec.DataFileError, match=message):
+        digitrec.ImageDataset.from_npz(tmp_path / "bad.npz", "train")
+
+
+def test_from_npz_names_missing_keys_and_bad_splits(tmp_path: Path) -> None:
+    np.savez(tmp_path / "part.npz", train_images=np.zeros((2, 8, 8), np.uint8))
+    with pytest.raises(
+        digitrec.DataFileError, match=r"no \['train_labels'\].*holds \['train_images'\]"
+    ):
+        digitrec.ImageDataset.from_npz(tmp_path / "part.npz", "train")
+    with pytest.raises(digitrec.InvalidInputError, match="split must be one of"):
+        digitrec.ImageDataset.from_npz(tmp_path / "part.npz", "validation")  # type: ignore[arg-type]
+    with pytest.raises(digitrec.DataNotFoundError, match=r"missing\.npz"):
+        digitrec.ImageDataset.from_npz(tmp_path / "missing.npz", "train")

@@ -158,3 +158,59 @@ def test_prediction_from_several_threads(
         thread.join()
     assert len(results) == 4
     assert all(torch.equal(result, expected) for result in results)
+
+
+# --- abstention ---------------------------------------------------------------------------
+
+
+def test_abstains_exactly_below_the_threshold(
+    trained: digitrec.DigitClassifier, mnist_test: digitrec.ImageDataset
+) -> None:
+    subset = mnist_test[:1000]
+    probs = digitrec.predict_proba(trained, subset)
+    confidence, labels = probs.max(dim=1)
+    threshold = float(confidence.median())
+    result = digitrec.predict_or_abstain(trained, subset, min_confidence=threshold)
+    assert result.dtype == torch.int64
+    sure = confidence >= threshold
+    assert torch.equal(result[sure], labels[sure])
+    assert bool((result[~sure] == digitrec.ABSTAINED).all())
+    assert 400 <= int(sure.sum()) <= 600
+    # Those it keeps are right more often than those it refers.
+    kept_accuracy = (labels[sure] == subset.labels[sure]).float().mean()
+    referred_accuracy = (labels[~sure] == subset.labels[~sure]).float().mean()
+    assert kept_accuracy > referred_accuracy
+
+
+def test_abstention_extremes(
+    trained: digitrec.DigitClassifier, mnist_test: digitrec.ImageDataset
+) -> None:
+    subset = mnist_test[:200]
+    assert torch.equal(
+        digitrec.predict_or_abstain(trained, subset, min_confidence=0.0),
+        digitrec.predict(trained, subset),
+    )
+    never_sure = digitrec.predict_or_abstain(trained, subset, min_confidence=1.0)
+    assert int((never_sure != digitrec.ABSTAINED).sum()) <= 5
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.5, float("nan"), "high", True])
+def test_abstention_rejects_bad_thresholds(threshold: object) -> None:
+    with pytest.raises(
+        digitrec.InvalidInputError, match=r"min_confidence must be a number in \[0, 1\]"
+    ):
+        digitrec.predict_or_abstain(
+            _shared_model(), torch.zeros(2, 28, 28), min_confidence=threshold
+        )  # type: ignore[arg-type]
+
+
+def test_predict_proba_applies_the_temperature() -> None:
+    model = digitrec.DigitClassifier(seed=0)
+    images = torch.randint(0, 256, (8, 28, 28), dtype=torch.uint8)
+    plain = digitrec.predict_proba(model, images)
+    model.temperature.fill_(4.0)
+    soft = digitrec.predict_proba(model, images)
+    assert torch.equal(plain.argmax(1), soft.argmax(1))
+    assert bool((soft.max(1).values < plain.max(1).values).all())
+    logits = torch.log(plain)
+    torch.testing.assert_close(soft, torch.softmax(logits / 4.0, dim=1), rtol=1e-4, atol=1e-6)

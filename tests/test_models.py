@@ -32,10 +32,11 @@ def test_mlp_is_the_notebooks_network() -> None:
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 52_650
 
 
-def test_state_dict_holds_only_weights() -> None:
-    # Normalization is in the config, not duplicated as tensors in the state dict.
+def test_state_dict_holds_weights_and_temperature() -> None:
+    # Normalization is in the config, not duplicated as tensors in the state dict; the
+    # calibrated temperature is state, and travels with the weights.
     keys = digitrec.DigitClassifier("mlp").state_dict().keys()
-    assert all(key.startswith("network.") for key in keys)
+    assert {key for key in keys if not key.startswith("network.")} == {"temperature"}
 
 
 shapes = st.tuples(st.sampled_from([1, 3]), st.integers(8, 40), st.integers(8, 40))
@@ -158,3 +159,27 @@ def test_repr_names_the_config() -> None:
     assert "arch='cnn', input_shape=(3, 16, 16), num_classes=4" in repr(
         digitrec.DigitClassifier("cnn", input_shape=(3, 16, 16), num_classes=4)
     )
+
+
+def test_class_names_travel_with_the_model() -> None:
+    model = digitrec.DigitClassifier("cnn", num_classes=2, class_names=["normal", "pneumonia"])
+    assert model.class_names == ("normal", "pneumonia")
+    restored = digitrec.ModelConfig.from_dict(json.loads(json.dumps(model.config.to_dict())))
+    assert restored.class_names == ("normal", "pneumonia")
+    assert digitrec.DigitClassifier.from_config(restored).class_names == ("normal", "pneumonia")
+    with pytest.raises(digitrec.InvalidInputError, match="2 distinct strings"):
+        digitrec.DigitClassifier(num_classes=2, class_names=["a", "b", "c"])
+    with pytest.raises(digitrec.InvalidInputError, match="distinct"):
+        digitrec.DigitClassifier(num_classes=2, class_names=["a", "a"])
+
+
+def test_state_dicts_without_temperature_load_uncalibrated() -> None:
+    old = digitrec.DigitClassifier(seed=0).state_dict()
+    del old["temperature"]  # as digitrec 0.1 saved them
+    model = digitrec.DigitClassifier(seed=1)
+    model.temperature.fill_(3.0)
+    model.load_state_dict(old)
+    assert float(model.temperature) == 1.0
+    assert torch.equal(model.network[1].weight, old["network.1.weight"])
+    wrapper = torch.nn.Sequential(digitrec.DigitClassifier(seed=2))  # nested: the key is prefixed
+    wrapper.load_state_dict({f"0.{key}": value for key, value in old.items()})

@@ -34,7 +34,7 @@ PUBLIC_OBJECTS = [
     getattr(digitrec, name)
     for name in digitrec.__all__
     if inspect.isclass(getattr(digitrec, name)) or inspect.isfunction(getattr(digitrec, name))
-] + [digitrec.plotting.plot_loss_curve, digitrec.plotting.plot_predictions]
+] + [getattr(digitrec.plotting, name) for name in digitrec.plotting.__all__]
 
 
 @pytest.mark.parametrize("obj", PUBLIC_OBJECTS, ids=lambda obj: obj.__name__)

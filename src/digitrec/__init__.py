@@ -23,12 +23,13 @@ from .errors import (
     InvalidTypeError,
     MissingDependencyError,
 )
-from .evaluation import AccuracyResult, evaluate_accuracy
-from .inference import get_predicted_label, predict, predict_proba
+from .evaluation import AccuracyResult, ClassificationReport, calibrate, evaluate, evaluate_accuracy
+from .inference import ABSTAINED, get_predicted_label, predict, predict_or_abstain, predict_proba
 from .models import MNIST_MEAN, MNIST_STD, Architecture, DigitClassifier, ModelConfig
 from .training import RECIPES, History, LRSchedule, OptimizerName, TrainConfig, Trainer
 
 __all__ = [
+    "ABSTAINED",
     "MNIST_CLASSES",
     "MNIST_MEAN",
     "MNIST_STD",
@@ -36,6 +37,7 @@ __all__ = [
     "AccuracyResult",
     "Architecture",
     "ChecksumError",
+    "ClassificationReport",
     "DataFileError",
     "DataNotFoundError",
     "DeviceLike",
@@ -53,9 +55,12 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "__version__",
+    "calibrate",
+    "evaluate",
     "evaluate_accuracy",
     "get_predicted_label",
     "load_mnist",
     "predict",
+    "predict_or_abstain",
     "predict_proba",
 ]

@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import zipfile
 import zlib
 from collections.abc import Sequence
 from importlib import resources
@@ -68,6 +69,7 @@ _IDX_DTYPES: dict[int, np.dtype[Any]] = {
 # than that is lying, and believing it would allocate memory the file cannot fill.
 _MAX_DEFLATE_RATIO = 1100
 _GZIP_MAGIC = b"\x1f\x8b"
+_NPZ_SPLITS = ("train", "val", "test")
 
 
 def _read_idx_bytes(path: Path) -> bytes:
@@ -286,6 +288,67 @@ class ImageDataset:
         images = _parse_idx(_read_idx_bytes(Path(images_path)))
         labels = _parse_idx(_read_idx_bytes(Path(labels_path)))
         return cls._from_idx_arrays(images, labels, str(images_path), class_names)
+
+    @classmethod
+    def from_npz(
+        cls,
+        path: str | os.PathLike[str],
+        split: Literal["train", "val", "test"],
+        *,
+        class_names: Sequence[str] | None = None,
+    ) -> ImageDataset:
+        """Read one split of a MedMNIST-style ``.npz`` file.
+
+        The file holds ``{split}_images`` (``(N, H, W)`` grayscale or ``(N, H, W, 3)``
+        RGB, ``uint8``) and ``{split}_labels`` (``(N, 1)`` or ``(N,)`` integers), as
+        MedMNIST ships them. Nothing is unpickled: object arrays are refused.
+
+        Args:
+            path: The ``.npz`` file, e.g. ``pneumoniamnist.npz`` from the medmnist package.
+            split: ``"train"``, ``"val"`` or ``"test"``.
+            class_names: Optional names of the classes, in label order.
+
+        Returns:
+            The split as a data set.
+
+        Raises:
+            InvalidInputError: For an unknown split name.
+            DataNotFoundError: If the file does not exist.
+            DataFileError: If the file is not a readable ``.npz``, lacks the split's
+                arrays, or holds object arrays.
+
+        Example:
+            >>> import numpy as np, tempfile, os
+            >>> path = os.path.join(tempfile.mkdtemp(), "tiny.npz")
+            >>> np.savez(path, test_images=np.zeros((3, 28, 28), np.uint8),
+            ...          test_labels=np.array([[0], [1], [1]]))
+            >>> data = digitrec.ImageDataset.from_npz(path, "test", class_names=["normal", "ill"])
+            >>> len(data), data.labels.tolist()
+            (3, [0, 1, 1])
+        """
+        if split not in _NPZ_SPLITS:
+            raise InvalidInputError(f"split must be one of {_NPZ_SPLITS}, got {split!r}")
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise DataNotFoundError(f"no .npz file at {str(file)!r}")
+        keys = (f"{split}_images", f"{split}_labels")
+        try:
+            with np.load(file, allow_pickle=False) as archive:
+                missing = [key for key in keys if key not in archive.files]
+                if missing:
+                    raise DataFileError(
+                        f"{str(file)!r} has no {missing} for split {split!r}; "
+                        f"it holds {sorted(archive.files)}"
+                    )
+                images, labels = archive[keys[0]], archive[keys[1]]
+        except DataFileError:
+            raise
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            # allow_pickle=False makes numpy raise ValueError for object arrays.
+            raise DataFileError(
+                f"{str(file)!r} is not a readable .npz of arrays: {error}"
+            ) from error
+        return cls.from_arrays(images, labels, class_names=class_names)
 
     @classmethod
     def _from_idx_arrays(

@@ -15,9 +15,13 @@ from ._checks import check_image_shape, check_model, check_positive_int
 from ._device import DeviceLike, resolve_device
 from ._runtime import logits_in_batches
 from .data import ImageDataset
+from .errors import InvalidInputError
 from .models import DigitClassifier
 
-__all__ = ["get_predicted_label", "predict", "predict_proba"]
+__all__ = ["ABSTAINED", "get_predicted_label", "predict", "predict_or_abstain", "predict_proba"]
+
+#: The label :func:`predict_or_abstain` gives an image it is not confident about.
+ABSTAINED = -1
 
 _DEFAULT_BATCH_SIZE = 1024
 
@@ -49,6 +53,7 @@ def predict_proba(
 
     Returns:
         ``float32`` CPU tensor of shape ``(N, num_classes)``; each row sums to 1.
+        The model's softmax temperature (see :func:`~digitrec.calibrate`) is applied.
 
     Raises:
         InvalidInputError: If the images do not fit the model's input shape.
@@ -60,7 +65,8 @@ def predict_proba(
         >>> probs.shape, bool(torch.allclose(probs.sum(1), torch.ones(3)))
         (torch.Size([3, 10]), True)
     """
-    return torch.softmax(_batch_logits(model, images, device, batch_size), dim=1)
+    logits = _batch_logits(model, images, device, batch_size)
+    return torch.softmax(logits / float(model.temperature), dim=1)
 
 
 def predict(
@@ -83,6 +89,52 @@ def predict(
         torch.Size([3])
     """
     return _batch_logits(model, images, device, batch_size).argmax(dim=1)
+
+
+def predict_or_abstain(
+    model: DigitClassifier,
+    images: Any,
+    *,
+    min_confidence: float,
+    device: DeviceLike = "cpu",
+    batch_size: int = _DEFAULT_BATCH_SIZE,
+) -> torch.Tensor:
+    """Predict each image's class, or abstain where the model is not confident enough.
+
+    An image whose highest class probability (after the model's temperature, so
+    calibrate first with :func:`~digitrec.calibrate`) is below ``min_confidence``
+    gets :data:`ABSTAINED` (-1) instead of a label, to be referred to a person.
+    :attr:`~digitrec.evaluation.ClassificationReport.accuracy_at_coverage`
+    shows what each share of abstentions buys.
+
+    Args:
+        model: The classifier.
+        images: As for :func:`predict_proba`.
+        min_confidence: The probability a prediction needs, in ``[0, 1]``.
+        device: Where to compute.
+        batch_size: Images per forward pass.
+
+    Returns:
+        ``int64`` CPU tensor of shape ``(N,)``: class indices, or ``ABSTAINED``.
+
+    Raises:
+        InvalidInputError: If ``min_confidence`` is outside ``[0, 1]``, or the
+            images do not fit the model.
+
+    Example:
+        >>> model = digitrec.DigitClassifier(seed=0)
+        >>> labels = digitrec.predict_or_abstain(model, torch.zeros(4, 28, 28), min_confidence=0.99)
+        >>> labels.tolist()  # an untrained model is never that sure
+        [-1, -1, -1, -1]
+    """
+    valid = isinstance(min_confidence, (int, float)) and not isinstance(min_confidence, bool)
+    if not valid or not 0.0 <= min_confidence <= 1.0:
+        raise InvalidInputError(
+            f"min_confidence must be a number in [0, 1], got {min_confidence!r}"
+        )
+    probabilities = predict_proba(model, images, device=device, batch_size=batch_size)
+    confidence, labels = probabilities.max(dim=1)
+    return torch.where(confidence >= min_confidence, labels, torch.full_like(labels, ABSTAINED))
 
 
 def get_predicted_label(model: DigitClassifier, image: Any, *, device: DeviceLike = "cpu") -> int:

@@ -39,6 +39,7 @@ class ModelConfig:
         num_classes: Number of output classes, at least 2.
         mean: Per-channel pixel mean on the 0-1 scale (one value serves all channels).
         std: Per-channel pixel standard deviation on the 0-1 scale, each > 0.
+        class_names: Optional names of the classes, in label order, one per class.
 
     Raises:
         InvalidInputError: If a value is out of range.
@@ -55,6 +56,7 @@ class ModelConfig:
     num_classes: int = 10
     mean: tuple[float, ...] = MNIST_MEAN
     std: tuple[float, ...] = MNIST_STD
+    class_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.arch not in _ARCHITECTURES:
@@ -87,6 +89,15 @@ class ModelConfig:
             raise InvalidInputError(f"std must be > 0, got {self.std}")
         object.__setattr__(self, "input_shape", tuple(int(side) for side in shape))
         object.__setattr__(self, "num_classes", int(self.num_classes))
+        if self.class_names is not None:
+            names = tuple(self.class_names)
+            valid = all(isinstance(name, str) for name in names) and len(set(names)) == len(names)
+            if not valid or len(names) != self.num_classes:
+                raise InvalidInputError(
+                    f"class_names must be {self.num_classes} distinct strings (one per class), "
+                    f"got {self.class_names!r}"
+                )
+            object.__setattr__(self, "class_names", names)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a JSON-compatible dict.
@@ -121,7 +132,7 @@ class ModelConfig:
                 f"unknown model config keys {unknown}; expected a subset of {sorted(known)}"
             )
         values = dict(data)
-        for key in ("input_shape", "mean", "std"):
+        for key in ("input_shape", "mean", "std", "class_names"):
             if key in values and isinstance(values[key], list):
                 values[key] = tuple(values[key])
         return cls(**values)
@@ -178,6 +189,11 @@ def _cnn(config: ModelConfig) -> nn.Sequential:
 _BUILDERS = {"mlp": _mlp, "cnn": _cnn}
 
 
+def _default_temperature(state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    # State dicts saved by digitrec 0.1 predate calibration: they load as uncalibrated (T = 1).
+    state_dict.setdefault(f"{prefix}temperature", torch.ones(()))
+
+
 class DigitClassifier(nn.Module):
     """An image classifier that takes raw pixels and returns logits.
 
@@ -192,6 +208,8 @@ class DigitClassifier(nn.Module):
         num_classes: Number of classes, at least 2.
         mean: Pixel mean on the 0-1 scale, one value or one per channel.
         std: Pixel standard deviation on the 0-1 scale, one value or one per channel.
+        class_names: Optional names of the classes, in label order; carried in the
+            config (and so in checkpoints) for reports and plots.
         seed: If given, initialise the weights from this seed without touching
             torch's global random state; otherwise use the global state, as
             torch modules do.
@@ -209,6 +227,7 @@ class DigitClassifier(nn.Module):
 
     pixel_scale: torch.Tensor
     pixel_shift: torch.Tensor
+    temperature: torch.Tensor
 
     def __init__(
         self,
@@ -218,6 +237,7 @@ class DigitClassifier(nn.Module):
         num_classes: int = 10,
         mean: float | Sequence[float] = MNIST_MEAN,
         std: float | Sequence[float] = MNIST_STD,
+        class_names: Sequence[str] | None = None,
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -227,6 +247,7 @@ class DigitClassifier(nn.Module):
             num_classes=num_classes,
             mean=_as_tuple(mean),
             std=_as_tuple(std),
+            class_names=None if class_names is None else tuple(class_names),
         )
         self._config = config
         if seed is None:
@@ -250,6 +271,11 @@ class DigitClassifier(nn.Module):
         self.register_buffer(
             "pixel_shift", -torch.tensor(config.mean).view(shape) / std_t, persistent=False
         )
+        # Softmax temperature set by digitrec.calibrate; saved with the weights.
+        self.register_buffer("temperature", torch.ones(()))
+        # The private hook (in torch since 1.x) sees nested prefixes too, unlike an
+        # override of load_state_dict; its stub is untyped.
+        self._register_load_state_dict_pre_hook(_default_temperature)  # type: ignore[no-untyped-call]
 
     @classmethod
     def from_config(cls, config: ModelConfig, *, seed: int | None = None) -> DigitClassifier:
@@ -268,6 +294,7 @@ class DigitClassifier(nn.Module):
             num_classes=config.num_classes,
             mean=config.mean,
             std=config.std,
+            class_names=config.class_names,
             seed=seed,
         )
 
@@ -290,6 +317,11 @@ class DigitClassifier(nn.Module):
     def num_classes(self) -> int:
         """Number of output classes."""
         return self._config.num_classes
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        """Names of the classes in label order, or ``None``."""
+        return self._config.class_names
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """Turn raw pixels into the normalized float32 input of the network.

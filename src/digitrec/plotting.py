@@ -1,4 +1,4 @@
-"""Figures for training and predictions (needs the ``plot`` extra: matplotlib).
+"""Figures for training, predictions and evaluation (needs the ``plot`` extra: matplotlib).
 
 The functions build :class:`matplotlib.figure.Figure` objects without pyplot, so
 they work in scripts, servers and notebooks alike and never open a window;
@@ -16,6 +16,7 @@ from ._checks import check_labelled_data, check_model, check_positive_int
 from ._device import DeviceLike
 from .data import ImageDataset
 from .errors import InvalidTypeError, MissingDependencyError
+from .evaluation import ClassificationReport
 from .inference import predict
 from .models import DigitClassifier
 from .training import History
@@ -30,7 +31,12 @@ except ImportError as error:  # pragma: no cover - exercised only without matplo
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["plot_loss_curve", "plot_predictions"]
+__all__ = [
+    "plot_confusion_matrix",
+    "plot_loss_curve",
+    "plot_predictions",
+    "plot_reliability_diagram",
+]
 
 _CORRECT_COLOR = "tab:green"
 _WRONG_COLOR = "tab:red"
@@ -125,6 +131,173 @@ def plot_predictions(
         for spine in axes.spines.values():
             spine.set_edgecolor(color)
             spine.set_linewidth(1 if guess == actual else 3)
+    return figure
+
+
+def _check_report(report: object) -> ClassificationReport:
+    if not isinstance(report, ClassificationReport):
+        raise InvalidTypeError(
+            "report must be a digitrec.ClassificationReport (from digitrec.evaluate), "
+            f"got {type(report).__name__}"
+        )
+    return report
+
+
+def plot_confusion_matrix(report: ClassificationReport, *, normalize: bool = False) -> Figure:
+    """Show the confusion matrix of a report, each cell annotated with its count.
+
+    Rows are the actual classes and columns the predicted ones, labelled with the
+    report's class names. With ``normalize=True`` the colours and the first line
+    of each cell are row fractions: the share of each actual class given each
+    label, so the diagonal holds the per-class sensitivity; the count follows in
+    brackets. A class with no images has a row of zeros.
+
+    Args:
+        report: The :class:`~digitrec.ClassificationReport` from :func:`~digitrec.evaluate`.
+        normalize: Show row fractions instead of counts.
+
+    Returns:
+        The figure, with the matrix and its colour bar as its two axes.
+
+    Raises:
+        InvalidTypeError: If ``report`` is not a ClassificationReport.
+
+    Example:
+        >>> from digitrec.plotting import plot_confusion_matrix
+        >>> report = digitrec.evaluate(digitrec.DigitClassifier(seed=0),
+        ...                            digitrec.load_mnist("test")[:200])
+        >>> fig = plot_confusion_matrix(report)
+        >>> fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()
+        ('predicted class', 'actual class')
+        >>> sum(int(text.get_text()) for text in fig.axes[0].texts)
+        200
+    """
+    report = _check_report(report)
+    if not isinstance(normalize, bool):
+        raise InvalidTypeError(f"normalize must be a bool, got {type(normalize).__name__}")
+    counts = report.confusion_matrix.to(torch.int64)
+    names = report.class_names
+    classes = len(names)
+    rows = counts.sum(dim=1, keepdim=True).to(torch.float64)
+    fractions = torch.where(rows > 0, counts / rows.clamp(min=1), torch.zeros(()))
+    values = fractions if normalize else counts.to(torch.float64)
+    size = max(4.0, 0.6 * classes + 2.5)
+    figure = Figure(figsize=(size + 1.0, size), layout="constrained")
+    axes: Axes = figure.add_subplot()
+    image = axes.imshow(values.numpy(), cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None)
+    colorbar = figure.colorbar(image, ax=axes)
+    colorbar.set_label("fraction of the actual class" if normalize else "images")
+    # Dark cells get white text; the threshold is half of the colour scale.
+    threshold = 0.5 if normalize else 0.5 * float(values.max())
+    font = 10 if classes <= 5 else 8 if classes <= 10 else 6
+    for row in range(classes):
+        for column in range(classes):
+            count = int(counts[row, column])
+            value = float(values[row, column])
+            text = f"{value:.3f}\n({count})" if normalize else str(count)
+            axes.text(
+                column,
+                row,
+                text,
+                ha="center",
+                va="center",
+                fontsize=font,
+                color="white" if value > threshold else "black",
+            )
+    # Long names under many columns would overlap: slant them.
+    slanted = classes > 3 and max(len(name) for name in names) > 3
+    axes.set_xticks(
+        range(classes), names, rotation=45 if slanted else 0, ha="right" if slanted else "center"
+    )
+    axes.set_yticks(range(classes), names)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("actual class")
+    title = (
+        "Confusion matrix, row fractions (diagonal: sensitivity)"
+        if normalize
+        else f"Confusion matrix ({report.total} images)"
+    )
+    axes.set_title(title)
+    return figure
+
+
+def plot_reliability_diagram(report: ClassificationReport) -> Figure:
+    """Show how well a report's confidences match its accuracy (a reliability diagram).
+
+    The top panel has one bar per non-empty confidence bin (the report's 15
+    equal bins of ``[0, 1]``) whose height is the accuracy of the images in it,
+    a marker at the bin's mean confidence, and the diagonal of perfect
+    calibration: a bar below its marker means over-confidence, above it
+    under-confidence. The bottom panel shows how many images fall in each bin.
+    The title gives the expected calibration error and the softmax temperature.
+
+    Args:
+        report: The :class:`~digitrec.ClassificationReport` from :func:`~digitrec.evaluate`.
+
+    Returns:
+        The figure, with the reliability panel above the histogram of bin counts.
+
+    Raises:
+        InvalidTypeError: If ``report`` is not a ClassificationReport.
+
+    Example:
+        >>> from digitrec.plotting import plot_reliability_diagram
+        >>> report = digitrec.evaluate(digitrec.DigitClassifier(seed=0),
+        ...                            digitrec.load_mnist("test")[:200])
+        >>> fig = plot_reliability_diagram(report)
+        >>> len(fig.axes), fig.axes[1].get_xlabel()
+        (2, 'confidence (top-class probability)')
+        >>> fig.axes[0].get_title()
+        'Reliability: ECE ..., temperature 1.000'
+    """
+    report = _check_report(report)
+    bins = report.calibration_bins
+    count = bins["count"].to(torch.int64)
+    edges = torch.linspace(0.0, 1.0, len(count) + 1, dtype=torch.float64)
+    width = float(edges[1] - edges[0])
+    shown = count > 0
+    left = edges[:-1][shown].tolist()
+    centers = [x + width / 2 for x in left]
+    figure = Figure(figsize=(6, 6.5), layout="constrained")
+    top: Axes
+    bottom: Axes
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    top.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
+    top.bar(
+        left,
+        bins["accuracy"][shown].tolist(),
+        width=width,
+        align="edge",
+        color="tab:blue",
+        edgecolor="black",
+        alpha=0.8,
+        label="accuracy",
+    )
+    top.plot(
+        centers,
+        bins["confidence"][shown].tolist(),
+        linestyle="none",
+        marker="D",
+        color="tab:red",
+        label="mean confidence",
+    )
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy")
+    top.grid(alpha=0.3)
+    top.legend(loc="upper left")
+    top.set_title(f"Reliability: ECE {report.ece:.4f}, temperature {report.temperature:.3f}")
+    bottom.bar(
+        left,
+        count[shown].tolist(),
+        width=width,
+        align="edge",
+        color="tab:gray",
+        edgecolor="black",
+    )
+    bottom.set_xlabel("confidence (top-class probability)")
+    bottom.set_ylabel("images")
+    bottom.grid(alpha=0.3)
     return figure
 
 

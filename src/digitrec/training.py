@@ -148,14 +148,6 @@ class TrainConfig:
         return asdict(self)
 
 
-#: Named training recipes. :class:`Trainer` starts from the one named after the
-#: model's architecture unless told otherwise.
-#:
-#: * ``"mlp"``: the notebook's recipe (SGD, batches of 64, cross-entropy) with
-#:   momentum 0.9 and a cosine learning-rate schedule, which makes the final
-#:   accuracy steady from seed to seed (97.8% on MNIST).
-#: * ``"mlp-fast"``: the same network to 97% in the fewest seconds.
-#: * ``"cnn"``: the convolutional network to 99.5%+ on MNIST, with augmentation.
 _MLP_RECIPE = TrainConfig(
     epochs=10,
     batch_size=64,
@@ -165,6 +157,15 @@ _MLP_RECIPE = TrainConfig(
     lr_schedule="cosine",
     num_threads=1,
 )
+
+#: Named training recipes. :class:`Trainer` starts from the one named after the
+#: model's architecture unless told otherwise.
+#:
+#: * ``"mlp"``: the notebook's recipe (SGD, batches of 64, cross-entropy) with
+#:   momentum 0.9 and a cosine learning-rate schedule, which makes the final
+#:   accuracy steady from seed to seed (97.8% on MNIST).
+#: * ``"mlp-fast"``: the same network to 97% in the fewest seconds.
+#: * ``"cnn"``: the convolutional network to 99.5%+ on MNIST, with augmentation.
 RECIPES: Mapping[str, TrainConfig] = MappingProxyType(
     {
         "mlp": _MLP_RECIPE,
