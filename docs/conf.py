@@ -61,7 +61,7 @@ napoleon_use_rtype = True
 # reports every broken reference to digitrec's own API.
 nitpick_ignore_regex = [
     (r"py:class", r"(torch|numpy|matplotlib)\..+"),
-    (r"py:class", r"os\.PathLike|collections\.abc\..+"),
+    (r"py:class", r"os\.PathLike|pathlib\.Path|collections\.abc\..+"),
 ]
 
 

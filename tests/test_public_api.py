@@ -16,7 +16,16 @@ def test_all_is_unique_and_complete() -> None:
     for name in digitrec.__all__:
         assert hasattr(digitrec, name), name
     public = {name for name in vars(digitrec) if not name.startswith("_")}
-    modules = {"data", "errors", "evaluation", "inference", "models", "plotting", "training"}
+    modules = {
+        "checkpoint",
+        "data",
+        "errors",
+        "evaluation",
+        "inference",
+        "models",
+        "plotting",
+        "training",
+    }
     assert public - modules <= set(digitrec.__all__)
 
 
@@ -46,5 +55,5 @@ def test_every_public_name_has_a_runnable_example(obj: object) -> None:
 
 def test_every_deliberate_error_is_a_digitrec_error() -> None:
     errors = [getattr(digitrec, name) for name in digitrec.__all__ if name.endswith("Error")]
-    assert len(errors) == 8
+    assert len(errors) == 9
     assert all(issubclass(error, digitrec.DigitrecError) for error in errors)

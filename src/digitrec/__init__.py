@@ -12,8 +12,10 @@ Example:
 
 from ._device import DeviceLike
 from ._version import __version__
+from .checkpoint import MODEL_FORMAT, dataset_sha256, load, read_metadata, save
 from .data import MNIST_CLASSES, ImageDataset, load_mnist
 from .errors import (
+    CheckpointError,
     ChecksumError,
     DataFileError,
     DataNotFoundError,
@@ -33,9 +35,11 @@ __all__ = [
     "MNIST_CLASSES",
     "MNIST_MEAN",
     "MNIST_STD",
+    "MODEL_FORMAT",
     "RECIPES",
     "AccuracyResult",
     "Architecture",
+    "CheckpointError",
     "ChecksumError",
     "ClassificationReport",
     "DataFileError",
@@ -56,11 +60,15 @@ __all__ = [
     "Trainer",
     "__version__",
     "calibrate",
+    "dataset_sha256",
     "evaluate",
     "evaluate_accuracy",
     "get_predicted_label",
+    "load",
     "load_mnist",
     "predict",
     "predict_or_abstain",
     "predict_proba",
+    "read_metadata",
+    "save",
 ]

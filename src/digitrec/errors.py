@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 __all__ = [
+    "CheckpointError",
     "ChecksumError",
     "DataFileError",
     "DataNotFoundError",
@@ -78,6 +79,15 @@ class ChecksumError(DataFileError):
 
     Example:
         >>> issubclass(digitrec.ChecksumError, digitrec.DataFileError)
+        True
+    """
+
+
+class CheckpointError(DataFileError):
+    """A model or training checkpoint file cannot be used: wrong format, corrupt, or unfit.
+
+    Example:
+        >>> issubclass(digitrec.CheckpointError, digitrec.DataFileError)
         True
     """
 

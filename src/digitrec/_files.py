@@ -1,0 +1,94 @@
+"""File I/O shared by model files, training checkpoints and exports: atomic writes
+and the safetensors-with-JSON-header format, never unpickled."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ._version import __version__
+from .errors import CheckpointError, DataNotFoundError
+
+_HEADER_KEY = "digitrec"
+
+
+def _safetensors() -> Any:
+    import safetensors.torch
+
+    return safetensors.torch
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a synced temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
+        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+def tensors_to_bytes(tensors: Mapping[str, torch.Tensor], header: Mapping[str, Any]) -> bytes:
+    """Serialize CPU-contiguous copies of ``tensors`` with ``header`` as JSON metadata."""
+    plain = {name: tensor.detach().to("cpu").contiguous() for name, tensor in tensors.items()}
+    data: bytes = _safetensors().save(plain, metadata={_HEADER_KEY: json.dumps(header)})
+    return data
+
+
+def read_file(
+    path: str | os.PathLike[str], what: str
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Return the tensors and the digitrec JSON header of a safetensors file, checked."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise DataNotFoundError(f"no {what} at {str(file)!r}")
+    raw = file.read_bytes()
+    try:
+        tensors: dict[str, torch.Tensor] = _safetensors().load(raw)
+        header_length = int.from_bytes(raw[:8], "little")
+        metadata = json.loads(raw[8 : 8 + header_length]).get("__metadata__") or {}
+    except Exception as error:  # safetensors reports bad files with its own error types
+        raise CheckpointError(
+            f"{str(file)!r} is not a safetensors file (a pickle, a truncated or corrupt "
+            f"file?): {error}"
+        ) from error
+    if _HEADER_KEY not in metadata:
+        raise CheckpointError(
+            f"{str(file)!r} is a safetensors file but not a digitrec {what}: its header has "
+            f"no {_HEADER_KEY!r} entry (keys: {sorted(metadata)})"
+        )
+    try:
+        header = json.loads(metadata[_HEADER_KEY])
+    except json.JSONDecodeError as error:
+        raise CheckpointError(
+            f"{str(file)!r} has an unreadable digitrec header: {error}"
+        ) from error
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{str(file)!r} has a digitrec header that is not a JSON object")
+    return tensors, header
+
+
+def versions() -> dict[str, str]:
+    return {
+        "digitrec": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
