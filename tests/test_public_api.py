@@ -17,10 +17,13 @@ def test_all_is_unique_and_complete() -> None:
         assert hasattr(digitrec, name), name
     public = {name for name in vars(digitrec) if not name.startswith("_")}
     modules = {
+        "callbacks",
         "checkpoint",
+        "cli",
         "data",
         "errors",
         "evaluation",
+        "export",
         "inference",
         "models",
         "plotting",

@@ -12,6 +12,7 @@ Example:
 
 from ._device import DeviceLike
 from ._version import __version__
+from .callbacks import Callback, Checkpoint, EarlyStopping, MetricsLogger
 from .checkpoint import MODEL_FORMAT, dataset_sha256, load, read_metadata, save
 from .data import MNIST_CLASSES, ImageDataset, load_mnist
 from .errors import (
@@ -26,9 +27,18 @@ from .errors import (
     MissingDependencyError,
 )
 from .evaluation import AccuracyResult, ClassificationReport, calibrate, evaluate, evaluate_accuracy
+from .export import export
 from .inference import ABSTAINED, get_predicted_label, predict, predict_or_abstain, predict_proba
 from .models import MNIST_MEAN, MNIST_STD, Architecture, DigitClassifier, ModelConfig
-from .training import RECIPES, History, LRSchedule, OptimizerName, TrainConfig, Trainer
+from .training import (
+    RECIPES,
+    TRAINING_FORMAT,
+    History,
+    LRSchedule,
+    OptimizerName,
+    TrainConfig,
+    Trainer,
+)
 
 __all__ = [
     "ABSTAINED",
@@ -37,8 +47,11 @@ __all__ = [
     "MNIST_STD",
     "MODEL_FORMAT",
     "RECIPES",
+    "TRAINING_FORMAT",
     "AccuracyResult",
     "Architecture",
+    "Callback",
+    "Checkpoint",
     "CheckpointError",
     "ChecksumError",
     "ClassificationReport",
@@ -48,11 +61,13 @@ __all__ = [
     "DeviceUnavailableError",
     "DigitClassifier",
     "DigitrecError",
+    "EarlyStopping",
     "History",
     "ImageDataset",
     "InvalidInputError",
     "InvalidTypeError",
     "LRSchedule",
+    "MetricsLogger",
     "MissingDependencyError",
     "ModelConfig",
     "OptimizerName",
@@ -63,6 +78,7 @@ __all__ = [
     "dataset_sha256",
     "evaluate",
     "evaluate_accuracy",
+    "export",
     "get_predicted_label",
     "load",
     "load_mnist",

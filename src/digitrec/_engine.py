@@ -20,7 +20,7 @@ device and updates the model in place, returning the batch's summed loss.
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,10 @@ from .models import DigitClassifier
 
 class Step(Protocol):
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, lr: float) -> torch.Tensor: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 def make_optimizer(
@@ -94,6 +98,14 @@ class FusedMLPStep:
                 torch.empty(count, self._scale.shape[1], device=device),
             )
         return self._per_size[count]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"momentum_buffers": list(self.momentum_buffers)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            for buffer, saved in zip(self.momentum_buffers, state["momentum_buffers"], strict=True):
+                buffer.copy_(saved)
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, lr: float) -> torch.Tensor:
         count = labels.shape[0]
@@ -162,6 +174,17 @@ class AutogradStep:
         self._model = model
         self._label_smoothing = label_smoothing
         self._augment = augment
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"optimizer": self.optimizer.state_dict()}
+        if self._augment is not None:
+            state["augment_rng"] = self._augment.get_state()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self._augment is not None:
+            self._augment.set_state(state["augment_rng"])
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, lr: float) -> torch.Tensor:
         for group in self.optimizer.param_groups:

@@ -92,3 +92,34 @@ def versions() -> dict[str, str]:
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
+
+
+def pack(value: Any, tensors: dict[str, torch.Tensor], prefix: str) -> Any:
+    """Move the tensors of a nested structure into ``tensors``, leaving a JSON skeleton.
+
+    Dicts keep their key types (optimizer states are keyed by int), so they are
+    written as lists of ``[key, value]`` pairs.
+    """
+    if isinstance(value, torch.Tensor):
+        tensors[prefix] = value
+        return {"tensor": prefix}
+    if isinstance(value, dict):
+        return {
+            "dict": [[key, pack(item, tensors, f"{prefix}.{key}")] for key, item in value.items()]
+        }
+    if isinstance(value, (list, tuple)):
+        return {
+            "list": [pack(item, tensors, f"{prefix}.{index}") for index, item in enumerate(value)]
+        }
+    return {"value": value}
+
+
+def unpack(skeleton: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
+    """Rebuild what :func:`pack` took apart."""
+    if "tensor" in skeleton:
+        return tensors[skeleton["tensor"]]
+    if "dict" in skeleton:
+        return {key: unpack(item, tensors) for key, item in skeleton["dict"]}
+    if "list" in skeleton:
+        return [unpack(item, tensors) for item in skeleton["list"]]
+    return skeleton["value"]

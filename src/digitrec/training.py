@@ -10,11 +10,13 @@ recipe names its thread count; ``fit`` restores torch's setting afterwards.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TextIO, get_args
 
@@ -30,13 +32,27 @@ from ._engine import (
     learning_rate,
     make_optimizer,
 )
+from ._files import pack, read_file, tensors_to_bytes, unpack, versions, write_atomically
 from ._runtime import cpu_threads, train_mode
+from .callbacks import Callback
+from .checkpoint import dataset_sha256
 from .data import ImageDataset
-from .errors import InvalidInputError
+from .errors import CheckpointError, InvalidInputError, InvalidTypeError
 from .evaluation import evaluate_accuracy
 from .models import DigitClassifier
 
-__all__ = ["RECIPES", "History", "LRSchedule", "OptimizerName", "TrainConfig", "Trainer"]
+__all__ = [
+    "RECIPES",
+    "TRAINING_FORMAT",
+    "History",
+    "LRSchedule",
+    "OptimizerName",
+    "TrainConfig",
+    "Trainer",
+]
+
+#: The format tag of training checkpoints (:meth:`Trainer.save_checkpoint`).
+TRAINING_FORMAT = "digitrec.training/1"
 
 OptimizerName = Literal["sgd", "adam", "adamw"]
 LRSchedule = Literal["constant", "cosine"]
@@ -319,6 +335,9 @@ class Trainer:
         num_threads: CPU threads during training.
         progress: Report progress on stderr: a tqdm bar on a terminal (when tqdm is
             installed), otherwise one line per epoch.
+        callbacks: :class:`~digitrec.callbacks.Callback` objects called during
+            ``fit``, such as :class:`~digitrec.callbacks.Checkpoint` or
+            :class:`~digitrec.callbacks.EarlyStopping`.
 
     Raises:
         InvalidTypeError: If ``model`` is not a DigitClassifier.
@@ -351,6 +370,7 @@ class Trainer:
         seed: int = 0,
         num_threads: int | None = None,
         progress: bool = True,
+        callbacks: Sequence[Callback] = (),
     ) -> None:
         self.model = check_model(model)
         self.device = resolve_device(device)
@@ -376,6 +396,94 @@ class Trainer:
         chosen = {key: value for key, value in overrides.items() if value is not None}
         self.config: TrainConfig = replace(base, seed=seed, **chosen)
         self.progress = progress
+        if not all(isinstance(callback, Callback) for callback in callbacks):
+            raise InvalidTypeError("callbacks must be digitrec.Callback objects")
+        self.callbacks = list(callbacks)
+        #: Set by a callback to end training after the current epoch.
+        self.should_stop = False
+        self._run: _Run | None = None
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether the ``fit`` in progress (or the last one) measures validation accuracy."""
+        return self._run is not None and self._run.validating
+
+    def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:
+        """Write a resumable training checkpoint of the current (or last) ``fit``, atomically.
+
+        :class:`~digitrec.callbacks.Checkpoint` calls this after each epoch; pass
+        the file to ``fit(train, resume_from=path)`` to continue.
+
+        Raises:
+            InvalidInputError: If no ``fit`` has completed an epoch yet.
+        """
+        run = self._run
+        if run is None or run.global_rng is None:
+            raise InvalidInputError("save_checkpoint needs a fit that has completed an epoch")
+        tensors = {f"model.{name}": tensor for name, tensor in self.model.state_dict().items()}
+        state = {
+            "step": run.update.state_dict(),
+            "shuffle_rng": run.shuffle.get_state(),
+            "global_rng": run.global_rng,
+        }
+        header = {
+            "format": TRAINING_FORMAT,
+            "config": self.config.to_dict(),
+            "model_config": self.model.config.to_dict(),
+            "epoch": run.history.epochs,
+            "step": run.step,
+            "history": run.history.to_dict(),
+            "train_sha256": run.train_sha256(),
+            "state": pack(state, tensors, "state"),
+            "versions": versions(),
+        }
+        target = Path(path).expanduser()
+        write_atomically(target, tensors_to_bytes(tensors, header))
+        return target
+
+    def _resume(self, run: _Run, path: str | os.PathLike[str]) -> None:
+        tensors, header = read_file(path, "training checkpoint")
+        if header.get("format") != TRAINING_FORMAT:
+            raise CheckpointError(
+                f"{str(path)!r} is not a training checkpoint (format {header.get('format')!r}, "
+                f"expected {TRAINING_FORMAT!r}); a model saved with digitrec.save loads with "
+                "digitrec.load"
+            )
+        for key, ours, what in (
+            ("config", self.config.to_dict(), "training settings"),
+            ("model_config", self.model.config.to_dict(), "model"),
+        ):
+            theirs = header.get(key, {})
+            if theirs != ours:
+                differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+                raise CheckpointError(
+                    f"cannot resume from {str(path)!r}: its {what} differ in {differ} "
+                    f"(checkpoint {[theirs.get(k) for k in differ]}, "
+                    f"now {[ours.get(k) for k in differ]})"
+                )
+        if header.get("train_sha256") != run.train_sha256():
+            raise CheckpointError(
+                f"cannot resume from {str(path)!r}: it was trained on different data "
+                "(the training set's sha256 differs)"
+            )
+        try:
+            self.model.load_state_dict(
+                {
+                    name[len("model.") :]: t
+                    for name, t in tensors.items()
+                    if name.startswith("model.")
+                }
+            )
+            state = unpack(header["state"], tensors)
+            run.update.load_state_dict(state["step"])
+            run.shuffle.set_state(state["shuffle_rng"])
+            torch.set_rng_state(state["global_rng"])
+            run.history = History(**header["history"])
+            run.step = int(header["step"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(
+                f"{str(path)!r} is an incomplete training checkpoint: {error}"
+            ) from error
 
     def _make_step(self) -> Step:
         config = self.config
@@ -395,19 +503,30 @@ class Trainer:
         augment = torch.Generator().manual_seed(config.seed + 1) if config.augment else None
         return AutogradStep(model, optimizer, config.label_smoothing, augment)
 
-    def fit(self, train: ImageDataset, val: ImageDataset | None = None) -> History:
+    def fit(
+        self,
+        train: ImageDataset,
+        val: ImageDataset | None = None,
+        *,
+        resume_from: str | os.PathLike[str] | None = None,
+    ) -> History:
         """Train the model in place and return the per-epoch history.
 
         Args:
             train: Labelled training images that fit the model.
             val: Optional labelled images whose accuracy is measured after each epoch.
+            resume_from: A training checkpoint written by :meth:`save_checkpoint`
+                (or :class:`~digitrec.callbacks.Checkpoint`) for this model, these
+                settings and this training set: training continues after its last
+                epoch. On the CPU the result is bit-identical to an uninterrupted run.
 
         Returns:
-            The :class:`History` of the run.
+            The :class:`History` of the run (including the epochs before a resume).
 
         Raises:
             InvalidTypeError: If a data set is not an ImageDataset.
             InvalidInputError: If a data set is empty or does not fit the model.
+            CheckpointError: If ``resume_from`` does not belong to this run.
         """
         train = check_labelled_data(self.model, train, "train")
         if val is not None:
@@ -420,34 +539,66 @@ class Trainer:
         steps_per_epoch = math.ceil(count / config.batch_size)
         total_steps = config.epochs * steps_per_epoch
         warmup_steps = round(config.warmup_epochs * steps_per_epoch)
-        shuffle = torch.Generator().manual_seed(config.seed)
-        history = History()
         progress = _Progress(self.progress, config.epochs, steps_per_epoch, sys.stderr)
         threads = config.num_threads if self.device.type == "cpu" else None
-        step = 0
+        self.should_stop = False
         try:
             with cpu_threads(threads), _seeded(config.seed, self.device), train_mode(model):
-                update = self._make_step()
-                for _ in range(config.epochs):
+                run = self._run = _Run(
+                    update=self._make_step(),
+                    shuffle=torch.Generator().manual_seed(config.seed),
+                    train=train,
+                    validating=val is not None,
+                )
+                if resume_from is not None:
+                    self._resume(run, resume_from)
+                history = run.history
+                for callback in self.callbacks:
+                    callback.on_fit_start(self, history)
+                while history.epochs < config.epochs and not self.should_stop:
                     started = time.perf_counter()
-                    order = torch.randperm(count, generator=shuffle).to(self.device)
+                    order = torch.randperm(count, generator=run.shuffle).to(self.device)
                     loss_sum = torch.zeros((), device=self.device)
                     for start in range(0, count, config.batch_size):
                         batch = order[start : start + config.batch_size]
                         lr = learning_rate(
-                            config.lr, config.lr_schedule, step, total_steps, warmup_steps
+                            config.lr, config.lr_schedule, run.step, total_steps, warmup_steps
                         )
-                        loss_sum += update(
+                        loss_sum += run.update(
                             images.index_select(0, batch), labels.index_select(0, batch), lr
                         )
-                        step += 1
+                        run.step += 1
                         progress.step()
                     history.train_loss.append(float(loss_sum) / count)
                     history.epoch_seconds.append(time.perf_counter() - started)
+                    run.global_rng = torch.get_rng_state()
                     if val is not None:
                         result = evaluate_accuracy(model, val, device=self.device, batch_size=4096)
                         history.val_accuracy.append(result.accuracy)
                     progress.epoch(history)
+                    for callback in self.callbacks:
+                        callback.on_epoch_end(self, history)
+                for callback in self.callbacks:
+                    callback.on_fit_end(self, history)
         finally:
             progress.close()
         return history
+
+
+@dataclass
+class _Run:
+    """The state of one ``fit``: everything a training checkpoint must hold."""
+
+    update: Step
+    shuffle: torch.Generator
+    train: ImageDataset
+    validating: bool
+    history: History = field(default_factory=History)
+    step: int = 0
+    global_rng: torch.Tensor | None = None
+    _sha256: str | None = None
+
+    def train_sha256(self) -> str:
+        if self._sha256 is None:
+            self._sha256 = dataset_sha256(self.train.images, self.train.labels)
+        return self._sha256

@@ -1,0 +1,179 @@
+"""Callbacks, training checkpoints and bit-identical resume."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import digitrec
+from digitrec import _engine
+
+
+class _InterruptAfter(digitrec.Callback):
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def on_epoch_end(self, trainer: digitrec.Trainer, history: digitrec.History) -> None:
+        if history.epochs == self.epochs:
+            raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="module")
+def small(mnist_train: digitrec.ImageDataset) -> digitrec.ImageDataset:
+    return mnist_train[:1500]
+
+
+def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_resume_matches_an_uninterrupted_run_bit_for_bit(
+    small: digitrec.ImageDataset, tmp_path: Path, arch: digitrec.Architecture
+) -> None:
+    settings = {"epochs": 3, "batch_size": 100, "seed": 4, "progress": False}
+    reference = digitrec.DigitClassifier(arch, seed=0)
+    expected = digitrec.Trainer(reference, **settings).fit(small)  # type: ignore[arg-type]
+
+    path = tmp_path / "run.safetensors"
+    interrupted = digitrec.DigitClassifier(arch, seed=0)
+    trainer = digitrec.Trainer(
+        interrupted,
+        callbacks=[digitrec.Checkpoint(path), _InterruptAfter(2)],
+        **settings,  # type: ignore[arg-type]
+    )
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(small)
+    assert json.loads(json.dumps(_header(path)))["epoch"] == 2
+
+    fresh = digitrec.DigitClassifier(
+        arch, seed=123
+    )  # other initial weights: all must come from the file
+    resumed = digitrec.Trainer(fresh, **settings).fit(small, resume_from=path)  # type: ignore[arg-type]
+    assert resumed.train_loss == expected.train_loss
+    for name, tensor in _weights(reference).items():
+        assert torch.equal(fresh.state_dict()[name], tensor), name
+
+
+def _header(path: Path) -> dict[str, object]:
+    from digitrec import _files
+
+    return _files.read_file(path, "training checkpoint")[1]
+
+
+def test_interrupt_mid_epoch_keeps_the_last_complete_checkpoint(
+    small: digitrec.ImageDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "run.safetensors"
+    model = digitrec.DigitClassifier(seed=0)
+    trainer = digitrec.Trainer(
+        model, epochs=3, batch_size=100, progress=False, callbacks=[digitrec.Checkpoint(path)]
+    )
+    steps = {"count": 0}
+    real_call = _engine.FusedMLPStep.__call__
+
+    def flaky(
+        self: _engine.FusedMLPStep, images: torch.Tensor, labels: torch.Tensor, lr: float
+    ) -> torch.Tensor:
+        steps["count"] += 1
+        if steps["count"] == 15 + 7:  # epoch 2 of 15-step epochs, mid-way
+            raise KeyboardInterrupt
+        return real_call(self, images, labels, lr)
+
+    monkeypatch.setattr(_engine.FusedMLPStep, "__call__", flaky)
+    threads = torch.get_num_threads()
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(small)
+    assert torch.get_num_threads() == threads  # global state restored even so
+    assert _header(path)["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.safetensors"]
+    monkeypatch.setattr(_engine.FusedMLPStep, "__call__", real_call)
+    history = digitrec.Trainer(
+        digitrec.DigitClassifier(seed=9), epochs=3, batch_size=100, progress=False
+    ).fit(small, resume_from=path)
+    assert history.epochs == 3
+
+
+def test_resume_refuses_what_does_not_belong(small: digitrec.ImageDataset, tmp_path: Path) -> None:
+    path = tmp_path / "run.safetensors"
+    digitrec.Trainer(
+        digitrec.DigitClassifier(seed=0),
+        epochs=1,
+        progress=False,
+        callbacks=[digitrec.Checkpoint(path)],
+    ).fit(small)
+    other_settings = digitrec.Trainer(
+        digitrec.DigitClassifier(seed=0), epochs=1, lr=0.01, progress=False
+    )
+    with pytest.raises(digitrec.CheckpointError, match=r"training settings differ in \['lr'\]"):
+        other_settings.fit(small, resume_from=path)
+    same = digitrec.Trainer(digitrec.DigitClassifier(seed=0), epochs=1, progress=False)
+    with pytest.raises(digitrec.CheckpointError, match="different data"):
+        same.fit(small[:1000], resume_from=path)
+    other_model = digitrec.Trainer(
+        digitrec.DigitClassifier(num_classes=12), epochs=1, progress=False
+    )
+    with pytest.raises(digitrec.CheckpointError, match="model differ"):
+        other_model.fit(small, resume_from=path)
+    model_file = digitrec.save(digitrec.DigitClassifier(seed=0), tmp_path / "model.safetensors")
+    with pytest.raises(digitrec.CheckpointError, match="not a training checkpoint"):
+        same.fit(small, resume_from=model_file)
+    with pytest.raises(digitrec.InvalidInputError, match="completed an epoch"):
+        digitrec.Trainer(digitrec.DigitClassifier()).save_checkpoint(tmp_path / "x.safetensors")
+
+
+def test_checkpoint_every(small: digitrec.ImageDataset, tmp_path: Path) -> None:
+    path = tmp_path / "run.safetensors"
+    digitrec.Trainer(
+        digitrec.DigitClassifier(seed=0),
+        epochs=3,
+        progress=False,
+        callbacks=[digitrec.Checkpoint(path, every=2)],
+    ).fit(small)
+    assert _header(path)["epoch"] == 3  # the last epoch is always written
+    with pytest.raises(digitrec.InvalidInputError, match="every"):
+        digitrec.Checkpoint(path, every=0)
+
+
+def test_early_stopping_stops_and_restores_the_best(
+    small: digitrec.ImageDataset, mnist_test: digitrec.ImageDataset
+) -> None:
+    stop = digitrec.EarlyStopping(
+        patience=1, min_delta=0.5
+    )  # nothing gains 50 points: stop at once
+    model = digitrec.DigitClassifier(seed=0)
+    history = digitrec.Trainer(model, epochs=10, progress=False, callbacks=[stop]).fit(
+        small, val=mnist_test[:500]
+    )
+    assert history.epochs == 2
+    assert stop.stopped_epoch == 2
+    assert stop.best_epoch == 1
+    assert digitrec.evaluate_accuracy(model, mnist_test[:500]).accuracy == pytest.approx(
+        history.val_accuracy[0]
+    )
+    with pytest.raises(digitrec.InvalidInputError, match="fit\\(train, val\\)"):
+        digitrec.Trainer(model, epochs=1, progress=False, callbacks=[digitrec.EarlyStopping()]).fit(
+            small
+        )
+    with pytest.raises(digitrec.InvalidTypeError, match="Callback"):
+        digitrec.Trainer(model, callbacks=[print])  # type: ignore[list-item]
+
+
+def test_metrics_logger_writes_json_lines(
+    small: digitrec.ImageDataset, mnist_test: digitrec.ImageDataset
+) -> None:
+    log = io.StringIO()
+    history = digitrec.Trainer(
+        digitrec.DigitClassifier(seed=0),
+        epochs=2,
+        progress=False,
+        callbacks=[digitrec.MetricsLogger(log)],
+    ).fit(small, val=mnist_test[:300])
+    lines = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2]
+    assert [line["train_loss"] for line in lines] == history.train_loss
+    assert [line["val_accuracy"] for line in lines] == history.val_accuracy
