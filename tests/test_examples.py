@@ -258,3 +258,18 @@ def test_predict_digits_rejects_images_past_the_end(
         predict_digits(["--start", "9998", "--count", "3"])
     assert exit_info.value.code == 2
     assert "goes past the last of the 10000 test images" in capsys.readouterr().err
+
+
+def test_save_load_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main = _load_main("save_load_predict")
+    output = tmp_path / "models" / "mlp.safetensors"
+    assert main(["--output", str(output), "--count", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "Loaded model predicts bit-identically: True" in out
+    assert output.is_file()
+    accuracy = float(out.split("% on the test set")[0].rsplit(" ", 1)[-1])
+    assert accuracy >= 97.0
+    assert digitrec.read_metadata(output)["metadata"]["test_accuracy"] == pytest.approx(
+        accuracy / 100
+    )
+    assert len([line for line in out.splitlines() if line.startswith("image ")]) == 3
