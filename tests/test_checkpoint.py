@@ -148,3 +148,13 @@ def test_writes_are_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert path.read_bytes() == before  # the old file is intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]  # no temporary left
     assert json.loads(json.dumps(digitrec.read_metadata(path)))["format"] == digitrec.MODEL_FORMAT
+
+
+def test_a_header_claiming_a_huge_model_is_refused_before_allocating(tmp_path: Path) -> None:
+    path = digitrec.save(digitrec.DigitClassifier(seed=0), tmp_path / "m.safetensors")
+    tensors, header = _files.read_file(path, "model file")
+    header["config"]["num_classes"] = 10**9  # type: ignore[index]
+    header["config"]["input_shape"] = [3, 100_000, 100_000]  # type: ignore[index]
+    _rewrite(tmp_path / "huge.safetensors", tensors, header)
+    with pytest.raises(digitrec.CheckpointError, match="do not fit"):
+        digitrec.load(tmp_path / "huge.safetensors")

@@ -152,10 +152,12 @@ def load(path: str | os.PathLike[str], *, device: DeviceLike = "cpu") -> DigitCl
         )
     try:
         config = ModelConfig.from_dict(header["config"])
-        model = DigitClassifier.from_config(config)
+        # Shapes first, on the meta device (no memory): a header claiming a billion
+        # classes must be refused, not allocated.
+        with torch.device("meta"):
+            expected = DigitClassifier.from_config(config).state_dict()
     except (KeyError, DigitrecError) as error:
         raise CheckpointError(f"{str(path)!r} has an invalid model config: {error}") from error
-    expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     wrong = [
@@ -170,5 +172,6 @@ def load(path: str | os.PathLike[str], *, device: DeviceLike = "cpu") -> DigitCl
             f"{config.input_shape}, {config.num_classes} classes): missing {missing[:5]}, "
             f"unexpected {unexpected[:5]}, wrong shape or dtype {wrong[:5]}"
         )
+    model = DigitClassifier.from_config(config)
     model.load_state_dict(tensors)
     return model.to(resolve_device(device)).eval()

@@ -13,7 +13,6 @@ import importlib
 import importlib.util
 import os
 import sys
-import zipfile
 import zlib
 from collections.abc import Sequence
 from importlib import resources
@@ -96,6 +95,11 @@ def _read_idx_bytes(path: Path) -> bytes:
                     f"dimensions but {len(dims_bytes) // 4} follow"
                 )
             dims = np.frombuffer(dims_bytes, dtype=">u4").astype(np.int64)
+            if not bool((dims > 0).all()):
+                raise DataFileError(
+                    f"{str(path)!r} announces shape {tuple(int(d) for d in dims)}: every "
+                    "dimension of an IDX file must be at least 1"
+                )
             expected = int(np.prod(dims, dtype=object)) * _IDX_DTYPES[header[2]].itemsize
             limit = file_size * _MAX_DEFLATE_RATIO if compressed else file_size - 4 - 4 * ndim
             if expected > limit:
@@ -333,7 +337,14 @@ class ImageDataset:
             raise DataNotFoundError(f"no .npz file at {str(file)!r}")
         keys = (f"{split}_images", f"{split}_labels")
         try:
-            with np.load(file, allow_pickle=False) as archive:
+            loaded = np.load(file, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                # A bare .npy array: np.load returns the array itself, not an archive.
+                raise DataFileError(
+                    f"{str(file)!r} holds a single numpy array, not an .npz archive with "
+                    f"{keys[0]!r} and {keys[1]!r}"
+                )
+            with loaded as archive:
                 missing = [key for key in keys if key not in archive.files]
                 if missing:
                     raise DataFileError(
@@ -343,10 +354,13 @@ class ImageDataset:
                 images, labels = archive[keys[0]], archive[keys[1]]
         except DataFileError:
             raise
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            # allow_pickle=False makes numpy raise ValueError for object arrays.
+        except Exception as error:
+            # Untrusted archives fail in many ways (BadZipFile, NotImplementedError for
+            # unknown zip versions, RuntimeError for encrypted members, zlib and struct
+            # errors, and ValueError for object arrays under allow_pickle=False): each
+            # means the file is not a usable .npz.
             raise DataFileError(
-                f"{str(file)!r} is not a readable .npz of arrays: {error}"
+                f"{str(file)!r} is not a readable .npz of arrays: {type(error).__name__}: {error}"
             ) from error
         return cls.from_arrays(images, labels, class_names=class_names)
 
