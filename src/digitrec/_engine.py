@@ -165,7 +165,7 @@ class AutogradStep:
 
     def __init__(
         self,
-        model: DigitClassifier,
+        model: nn.Module,
         optimizer: torch.optim.Optimizer,
         label_smoothing: float,
         augment: torch.Generator | None,

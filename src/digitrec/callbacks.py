@@ -163,7 +163,9 @@ class MetricsLogger(Callback):
         self.stream = stream
 
     def on_epoch_end(self, trainer: Trainer, history: History) -> None:
-        """Write the epoch's line."""
+        """Write the epoch's line (on the main process only, under torchrun)."""
+        if not trainer.is_main_process:
+            return
         line = {
             "epoch": history.epochs,
             "train_loss": history.train_loss[-1],

@@ -292,6 +292,26 @@ class _Progress:
             self._bar.close()
 
 
+def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """Return (rank, world size, this rank's device), joining a torchrun launch if any.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) the process group is
+    initialised here unless the caller already did: gloo on the CPU, nccl on CUDA,
+    each rank on its local device. Without a launch: (0, 1, device).
+    """
+    import torch.distributed as dist
+
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if not dist.is_available() or not (launched or dist.is_initialized()):
+        return 0, 1, device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
 @contextmanager
 def _seeded(seed: int, device: torch.device) -> Iterator[None]:
     """Seed torch's global generators for the block, then restore the caller's state."""
@@ -401,7 +421,15 @@ class Trainer:
         self.callbacks = list(callbacks)
         #: Set by a callback to end training after the current epoch.
         self.should_stop = False
+        #: This process's rank and the number of processes (0 and 1 unless launched
+        #: with torchrun); set by ``fit``.
+        self.rank, self.world_size = 0, 1
         self._run: _Run | None = None
+
+    @property
+    def is_main_process(self) -> bool:
+        """Whether this process reports and writes files (rank 0, or not distributed)."""
+        return self.rank == 0
 
     @property
     def has_validation(self) -> bool:
@@ -420,6 +448,9 @@ class Trainer:
         run = self._run
         if run is None or run.global_rng is None:
             raise InvalidInputError("save_checkpoint needs a fit that has completed an epoch")
+        target = Path(path).expanduser()
+        if not self.is_main_process:
+            return target  # under torchrun the ranks hold the same state: rank 0 writes it
         tensors = {f"model.{name}": tensor for name, tensor in self.model.state_dict().items()}
         state = {
             "step": run.update.state_dict(),
@@ -437,7 +468,6 @@ class Trainer:
             "state": pack(state, tensors, "state"),
             "versions": versions(),
         }
-        target = Path(path).expanduser()
         write_atomically(target, tensors_to_bytes(tensors, header))
         return target
 
@@ -485,10 +515,11 @@ class Trainer:
                 f"{str(path)!r} is an incomplete training checkpoint: {error}"
             ) from error
 
-    def _make_step(self) -> Step:
+    def _make_step(self, network: torch.nn.Module | None = None) -> Step:
         config = self.config
         model = self.model
-        linears = fusable_linears(model)
+        # Under DDP the gradients must be all-reduced, which the fused step does not do.
+        linears = fusable_linears(model) if network is None else None
         plain_sgd = config.optimizer == "sgd" and not config.nesterov
         if linears is not None and plain_sgd and not config.augment and not config.label_smoothing:
             return FusedMLPStep(model, linears, config.momentum, config.weight_decay)
@@ -501,7 +532,7 @@ class Trainer:
             config.nesterov,
         )
         augment = torch.Generator().manual_seed(config.seed + 1) if config.augment else None
-        return AutogradStep(model, optimizer, config.label_smoothing, augment)
+        return AutogradStep(network or model, optimizer, config.label_smoothing, augment)
 
     def fit(
         self,
@@ -532,20 +563,37 @@ class Trainer:
         if val is not None:
             val = check_labelled_data(self.model, val, "val")
         config = self.config
+        self.rank, self.world_size, self.device = _distributed(self.device)
         model = self.model.to(self.device)
         images = train.images.to(self.device)
         labels = train.labels.to(self.device)
+        # Each rank takes an equal share of every epoch's permutation, so all ranks
+        # step the same number of times (DDP needs that); at most world_size - 1
+        # images (a different few each epoch) sit out an epoch.
         count = len(train)
-        steps_per_epoch = math.ceil(count / config.batch_size)
+        share = count // self.world_size
+        if share == 0:
+            raise InvalidInputError(
+                f"train holds {count} images, fewer than the {self.world_size} processes"
+            )
+        steps_per_epoch = math.ceil(share / config.batch_size)
         total_steps = config.epochs * steps_per_epoch
         warmup_steps = round(config.warmup_epochs * steps_per_epoch)
-        progress = _Progress(self.progress, config.epochs, steps_per_epoch, sys.stderr)
+        progress = _Progress(
+            self.progress and self.is_main_process, config.epochs, steps_per_epoch, sys.stderr
+        )
         threads = config.num_threads if self.device.type == "cpu" else None
         self.should_stop = False
         try:
             with cpu_threads(threads), _seeded(config.seed, self.device), train_mode(model):
+                network = None
+                if self.world_size > 1:
+                    from torch.nn.parallel import DistributedDataParallel
+
+                    ids = [self.device.index] if self.device.type == "cuda" else None
+                    network = DistributedDataParallel(model, device_ids=ids)
                 run = self._run = _Run(
-                    update=self._make_step(),
+                    update=self._make_step(network),
                     shuffle=torch.Generator().manual_seed(config.seed),
                     train=train,
                     validating=val is not None,
@@ -558,8 +606,9 @@ class Trainer:
                 while history.epochs < config.epochs and not self.should_stop:
                     started = time.perf_counter()
                     order = torch.randperm(count, generator=run.shuffle).to(self.device)
+                    order = order[: share * self.world_size][self.rank :: self.world_size]
                     loss_sum = torch.zeros((), device=self.device)
-                    for start in range(0, count, config.batch_size):
+                    for start in range(0, share, config.batch_size):
                         batch = order[start : start + config.batch_size]
                         lr = learning_rate(
                             config.lr, config.lr_schedule, run.step, total_steps, warmup_steps
@@ -569,7 +618,11 @@ class Trainer:
                         )
                         run.step += 1
                         progress.step()
-                    history.train_loss.append(float(loss_sum) / count)
+                    if self.world_size > 1:
+                        import torch.distributed as dist
+
+                        dist.all_reduce(loss_sum)
+                    history.train_loss.append(float(loss_sum) / (share * self.world_size))
                     history.epoch_seconds.append(time.perf_counter() - started)
                     run.global_rng = torch.get_rng_state()
                     if val is not None:
