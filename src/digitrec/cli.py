@@ -45,7 +45,13 @@ from .errors import (
     InvalidInputError,
     MissingDependencyError,
 )
-from .evaluation import ClassificationReport, calibrate, evaluate, evaluate_accuracy
+from .evaluation import (
+    AccuracyResult,
+    ClassificationReport,
+    calibrate,
+    evaluate,
+    evaluate_accuracy,
+)
 from .inference import predict_proba
 from .models import Architecture, DigitClassifier
 from .training import RECIPES, History, OptimizerName, Trainer
@@ -517,7 +523,10 @@ def _train(args: argparse.Namespace) -> int:
     if args.plots is not None:
         _save_plots(args.plots, model, history, data.test, report, trainer.device)
     print()
-    print(evaluate_accuracy(model, data.test, device=trainer.device))
+    # The report already counted the test set: its confusion matrix's diagonal is the
+    # number correct, so the notebook's summary needs no second pass over the data.
+    correct = int(report.confusion_matrix.trace())
+    print(AccuracyResult(total=report.total, correct=correct))
     return 0
 
 
