@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import torch
 
+from ._checks import check_positive_int
 from .errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -71,8 +72,7 @@ class Checkpoint(Callback):
     """
 
     def __init__(self, path: str | os.PathLike[str], *, every: int = 1) -> None:
-        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-            raise InvalidInputError(f"every must be a positive integer, got {every!r}")
+        check_positive_int(every, "every")
         self.path = Path(path).expanduser()
         self.every = every
 
@@ -105,8 +105,7 @@ class EarlyStopping(Callback):
     def __init__(
         self, *, patience: int = 3, min_delta: float = 0.0, restore_best: bool = True
     ) -> None:
-        if not isinstance(patience, int) or isinstance(patience, bool) or patience < 1:
-            raise InvalidInputError(f"patience must be a positive integer, got {patience!r}")
+        check_positive_int(patience, "patience")
         if not 0.0 <= min_delta < 1.0:
             raise InvalidInputError(f"min_delta must be in [0, 1), got {min_delta!r}")
         self.patience = patience

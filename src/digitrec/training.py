@@ -22,7 +22,7 @@ from typing import Any, Literal, TextIO, get_args
 
 import torch
 
-from ._checks import check_labelled_data, check_model
+from ._checks import check_labelled_data, check_model, check_positive_int
 from ._device import DeviceLike, resolve_device
 from ._engine import (
     AutogradStep,
@@ -105,10 +105,8 @@ class TrainConfig:
     num_threads: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_int(self.epochs, "epochs")
+        check_positive_int(self.batch_size, "batch_size")
         if self.optimizer not in get_args(OptimizerName):
             raise InvalidInputError(
                 f"optimizer must be one of {get_args(OptimizerName)}, got {self.optimizer!r}"
