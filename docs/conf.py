@@ -83,9 +83,12 @@ def _resolve_public_alias(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     if name not in digitrec.__all__:
         return None
     module = getattr(getattr(digitrec, name), "__module__", None)
+    # The defining module, then each package above it: objects are documented where
+    # their sub-package re-exports them (digitrec.models.DigitClassifier).
     homes = ["digitrec"]
     if isinstance(module, str) and module.startswith("digitrec."):
-        homes.insert(0, module)
+        parts = module.split(".")
+        homes = [".".join(parts[:end]) for end in range(len(parts), 0, -1)]
     domain = env.get_domain("py")
     for home in homes:
         canonical = ".".join(part for part in (home, name, attribute) if part)

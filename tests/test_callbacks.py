@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import digitrec
-from digitrec import _engine
+from digitrec.training import _engine
 
 
 class _InterruptAfter(digitrec.Callback):
@@ -60,7 +60,7 @@ def test_resume_matches_an_uninterrupted_run_bit_for_bit(
 
 
 def _header(path: Path) -> dict[str, object]:
-    from digitrec import _files
+    from digitrec.io import tensorfile as _files
 
     return _files.read_file(path, "training checkpoint")[1]
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import digitrec
-from digitrec import _files
+from digitrec.io import tensorfile as _files
 
 
 @pytest.fixture(scope="module")

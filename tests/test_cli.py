@@ -359,7 +359,7 @@ def test_export_without_the_export_module_is_a_clean_error(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(sys.modules, "digitrec.export", None)  # makes the import fail
+    monkeypatch.setitem(sys.modules, "digitrec.exporting", None)  # makes the import fail
     status, out, err = run(capsys, "export", model_path, tmp_path / "m.onnx")
     assert status == 1
     assert out == ""

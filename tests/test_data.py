@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import digitrec
-from digitrec import data as data_module
+from digitrec.data import mnist as data_module
 from tests.conftest import idx_bytes, write_idx
 
 BUNDLED = resources.files("digitrec") / "_data"

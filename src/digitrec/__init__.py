@@ -12,9 +12,7 @@ Example:
 
 from ._device import DeviceLike
 from ._version import __version__
-from .callbacks import Callback, Checkpoint, EarlyStopping, MetricsLogger
-from .checkpoint import MODEL_FORMAT, dataset_sha256, load, read_metadata, save
-from .data import MNIST_CLASSES, ImageDataset, load_mnist
+from .data import MNIST_CLASSES, ImageDataset, dataset_sha256, load_mnist
 from .errors import (
     CheckpointError,
     ChecksumError,
@@ -27,14 +25,28 @@ from .errors import (
     MissingDependencyError,
 )
 from .evaluation import AccuracyResult, ClassificationReport, calibrate, evaluate, evaluate_accuracy
-from .export import export
+from .exporting import export
 from .inference import ABSTAINED, get_predicted_label, predict, predict_or_abstain, predict_proba
-from .models import MNIST_MEAN, MNIST_STD, Architecture, DigitClassifier, ModelConfig
+from .models import (
+    MNIST_MEAN,
+    MNIST_STD,
+    MODEL_FORMAT,
+    Architecture,
+    DigitClassifier,
+    ModelConfig,
+    load,
+    read_metadata,
+    save,
+)
 from .training import (
     RECIPES,
     TRAINING_FORMAT,
+    Callback,
+    Checkpoint,
+    EarlyStopping,
     History,
     LRSchedule,
+    MetricsLogger,
     OptimizerName,
     TrainConfig,
     Trainer,

@@ -1,48 +1,73 @@
-"""Argument checks shared by the public entry points; each raises a DigitrecError."""
+"""Argument checks shared by every public entry point; each raises a DigitrecError.
+
+A leaf: it imports nothing from digitrec but the exception hierarchy, so every
+layer can use it. Messages say what was expected and what came.
+"""
 
 from __future__ import annotations
 
-from .data import ImageDataset
-from .errors import InvalidInputError, InvalidTypeError
-from .models import DigitClassifier
+import math
+from collections.abc import Collection
+from typing import TypeVar
+
+from .errors import InvalidInputError
+
+_T = TypeVar("_T")
 
 
-def check_model(model: object) -> DigitClassifier:
-    if not isinstance(model, DigitClassifier):
-        raise InvalidTypeError(
-            f"model must be a digitrec.DigitClassifier, got {type(model).__name__}"
-        )
-    return model
-
-
-def check_positive_int(value: object, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+def check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{name} must be True or False, got {value!r}")
     return value
 
 
-def check_image_shape(model: DigitClassifier, shape: tuple[int, ...], what: str) -> None:
-    if tuple(shape) != model.input_shape:
-        raise InvalidInputError(
-            f"{what} of shape (C, H, W) = {tuple(shape)} do not fit the model, "
-            f"which expects {model.input_shape}"
+def check_int(value: object, name: str, *, minimum: int | None = None) -> int:
+    """Return ``value`` if it is an int (not a bool) of at least ``minimum``."""
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or (minimum is not None and value < minimum)
+    ):
+        wanted = {None: "an integer", 0: "a non-negative integer", 1: "a positive integer"}.get(
+            minimum, f"an integer >= {minimum}"
         )
+        raise InvalidInputError(f"{name} must be {wanted}, got {value!r}")
+    return value
 
 
-def check_labelled_data(model: DigitClassifier, data: object, what: str = "data") -> ImageDataset:
-    """Check that ``data`` is a non-empty data set whose images and labels fit ``model``."""
-    if not isinstance(data, ImageDataset):
-        raise InvalidTypeError(
-            f"{what} must be a digitrec.ImageDataset, got {type(data).__name__}; "
-            "wrap arrays with ImageDataset.from_arrays(images, labels)"
-        )
-    if len(data) == 0:
-        raise InvalidInputError(f"{what} holds no images")
-    check_image_shape(model, data.image_shape, f"{what} images")
-    largest = int(data.labels.max())
-    if largest >= model.num_classes:
-        raise InvalidInputError(
-            f"{what} has label {largest}, but the model has {model.num_classes} classes "
-            f"(labels 0 to {model.num_classes - 1})"
-        )
-    return data
+def check_positive_int(value: object, name: str) -> int:
+    return check_int(value, name, minimum=1)
+
+
+def check_number(
+    value: object,
+    name: str,
+    *,
+    low: float = -math.inf,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Return ``value`` as a float if it is a finite real number in the given interval."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    number = float(value) if ok else math.nan  # type: ignore[arg-type]
+    inside = ok and (low < number if low_open else low <= number)
+    inside = inside and (number < high if high_open else number <= high)
+    if not inside:
+        if math.isinf(high) and math.isinf(low):
+            interval = ""
+        elif math.isinf(high):
+            interval = f" {'>' if low_open else '>='} {low:g}"
+        elif math.isinf(low):
+            interval = f" {'<' if high_open else '<='} {high:g}"
+        else:
+            left, right = "(" if low_open else "[", ")" if high_open else "]"
+            interval = f" in {left}{low:g}, {high:g}{right}"
+        raise InvalidInputError(f"{name} must be a finite number{interval}, got {value!r}")
+    return number
+
+
+def check_choice(value: _T, name: str, choices: Collection[_T]) -> _T:
+    if value not in choices:
+        raise InvalidInputError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value

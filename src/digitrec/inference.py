@@ -1,7 +1,9 @@
-"""Predictions from a trained :class:`~digitrec.DigitClassifier`.
+"""Predictions from a trained :class:`~digitrec.DigitClassifier`: the one path every caller uses.
 
 Every function here switches the model to evaluation mode and no-grad inference
-for the call only, and puts the model back in the mode it was in.
+for the call only, and puts the model back in the mode it was in. ``device=None``
+computes where the model's weights are; evaluation, the command line and the
+server all predict through these functions.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ from typing import Any
 import torch
 
 from . import _images
-from ._checks import check_image_shape, check_model, check_positive_int
-from ._device import DeviceLike, resolve_device
-from ._runtime import logits_in_batches
+from ._checks import check_number, check_positive_int
+from ._device import DeviceLike
+from ._runtime import eval_mode, model_device, move_to
 from .data import ImageDataset
-from .errors import InvalidInputError
 from .models import DigitClassifier
+from .models._validate import check_image_shape, check_model
 
 __all__ = ["ABSTAINED", "get_predicted_label", "predict", "predict_or_abstain", "predict_proba"]
 
@@ -26,29 +28,47 @@ ABSTAINED = -1
 _DEFAULT_BATCH_SIZE = 1024
 
 
-def _batch_logits(model: Any, images: Any, device: DeviceLike, batch_size: int) -> torch.Tensor:
+def logits_in_batches(
+    model: DigitClassifier, images: torch.Tensor, device: torch.device, batch_size: int
+) -> torch.Tensor:
+    """Return the CPU logits of checked ``images``, ``batch_size`` at a time on ``device``."""
+    move_to(model, device)
+    with eval_mode(model):
+        chunks = [
+            model(images[start : start + batch_size].to(device, non_blocking=True)).float().cpu()
+            for start in range(0, images.shape[0], batch_size)
+        ]
+    if not chunks:
+        return torch.empty(0, model.num_classes)
+    return torch.cat(chunks)
+
+
+def _batch_logits(
+    model: Any, images: Any, device: DeviceLike | None, batch_size: int
+) -> torch.Tensor:
     checked = check_model(model)
     batch = images.images if isinstance(images, ImageDataset) else _images.as_image_batch(images)
     check_image_shape(checked, tuple(batch.shape[1:]), "images")
     size = check_positive_int(batch_size, "batch_size")
-    return logits_in_batches(checked, batch, resolve_device(device), size)
+    return logits_in_batches(checked, batch, model_device(checked, device), size)
 
 
 def predict_proba(
     model: DigitClassifier,
     images: Any,
     *,
-    device: DeviceLike = "cpu",
+    device: DeviceLike | None = None,
     batch_size: int = _DEFAULT_BATCH_SIZE,
 ) -> torch.Tensor:
     """Return class probabilities for a batch of images.
 
     Args:
-        model: The classifier; it is moved to ``device``.
+        model: The classifier; it is moved to ``device`` if one is given.
         images: An :class:`~digitrec.ImageDataset`, or a tensor or numpy array of
             shape ``(N, H, W)``, ``(N, C, H, W)`` or ``(N, H, W, C)`` holding ``uint8``
             (0-255) or float (0-1) pixels.
-        device: Where to compute: ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"``.
+        device: Where to compute: ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"``;
+            ``None`` (the default) computes where the model's weights are.
         batch_size: Images per forward pass.
 
     Returns:
@@ -73,7 +93,7 @@ def predict(
     model: DigitClassifier,
     images: Any,
     *,
-    device: DeviceLike = "cpu",
+    device: DeviceLike | None = None,
     batch_size: int = _DEFAULT_BATCH_SIZE,
 ) -> torch.Tensor:
     """Return the predicted class index for each image of a batch.
@@ -96,7 +116,7 @@ def predict_or_abstain(
     images: Any,
     *,
     min_confidence: float,
-    device: DeviceLike = "cpu",
+    device: DeviceLike | None = None,
     batch_size: int = _DEFAULT_BATCH_SIZE,
 ) -> torch.Tensor:
     """Predict each image's class, or abstain where the model is not confident enough.
@@ -111,7 +131,7 @@ def predict_or_abstain(
         model: The classifier.
         images: As for :func:`predict_proba`.
         min_confidence: The probability a prediction needs, in ``[0, 1]``.
-        device: Where to compute.
+        device: Where to compute; ``None`` computes where the model's weights are.
         batch_size: Images per forward pass.
 
     Returns:
@@ -127,25 +147,23 @@ def predict_or_abstain(
         >>> labels.tolist()  # an untrained model is never that sure
         [-1, -1, -1, -1]
     """
-    valid = isinstance(min_confidence, (int, float)) and not isinstance(min_confidence, bool)
-    if not valid or not 0.0 <= min_confidence <= 1.0:
-        raise InvalidInputError(
-            f"min_confidence must be a number in [0, 1], got {min_confidence!r}"
-        )
+    check_number(min_confidence, "min_confidence", low=0.0, high=1.0)
     probabilities = predict_proba(model, images, device=device, batch_size=batch_size)
     confidence, labels = probabilities.max(dim=1)
     return torch.where(confidence >= min_confidence, labels, torch.full_like(labels, ABSTAINED))
 
 
-def get_predicted_label(model: DigitClassifier, image: Any, *, device: DeviceLike = "cpu") -> int:
+def get_predicted_label(
+    model: DigitClassifier, image: Any, *, device: DeviceLike | None = None
+) -> int:
     """Return the predicted class index of one image.
 
     Args:
-        model: The classifier; it is moved to ``device``.
+        model: The classifier; it is moved to ``device`` if one is given.
         image: A tensor or numpy array of shape ``(H, W)``, ``(C, H, W)`` or
             ``(H, W, C)`` with ``uint8`` (0-255) or float (0-1) pixels, or a PIL
             image (converted to the model's number of channels).
-        device: Where to compute.
+        device: Where to compute; ``None`` computes where the model's weights are.
 
     Returns:
         The class index, a Python ``int``.
@@ -163,5 +181,5 @@ def get_predicted_label(model: DigitClassifier, image: Any, *, device: DeviceLik
     model = check_model(model)
     batch = _images.as_single_image(image, model.input_shape[0])
     check_image_shape(model, tuple(batch.shape[1:]), "image")
-    logits = logits_in_batches(model, batch, resolve_device(device), 1)
+    logits = logits_in_batches(model, batch, model_device(model, device), 1)
     return int(logits.argmax(dim=1).item())

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ._checks import check_labelled_data, check_model, check_positive_int
+from ._checks import check_positive_int
 from ._device import DeviceLike
 from .data import ImageDataset
 from .errors import InvalidTypeError, MissingDependencyError
 from .evaluation import ClassificationReport
 from .inference import predict
 from .models import DigitClassifier
+from .models._validate import check_labelled_data, check_model
 from .training import History
 
 try:
@@ -86,7 +87,7 @@ def plot_predictions(
     *,
     count: int = 16,
     columns: int = 8,
-    device: DeviceLike = "cpu",
+    device: DeviceLike | None = None,
 ) -> Figure:
     """Show the first ``count`` images of ``data`` with predicted and actual labels.
 
@@ -97,7 +98,7 @@ def plot_predictions(
         data: Labelled images that fit the model.
         count: How many images to show (at most ``len(data)``).
         columns: Images per row.
-        device: Where to compute the predictions.
+        device: Where to compute the predictions; ``None``: where the model is.
 
     Returns:
         The figure.

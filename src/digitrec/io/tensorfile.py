@@ -1,49 +1,48 @@
-"""File I/O shared by model files, training checkpoints and exports: atomic writes
-and the safetensors-with-JSON-header format, never unpickled."""
+"""The file format of model files and training checkpoints: safetensors with a JSON header.
+
+The tensors are plain safetensors; the header's ``"digitrec"`` entry is a JSON
+document. Nothing is unpickled, and a header nested deeper than any digitrec
+writes is refused before anything walks it.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ._version import __version__
-from .errors import CheckpointError, DataNotFoundError
+from .._version import __version__
+from ..errors import CheckpointError, DataNotFoundError
 
 _HEADER_KEY = "digitrec"
+# digitrec's own headers nest a dozen levels (optimizer states); JSON nested far
+# deeper is hostile, and walking it would exhaust the stack.
+MAX_HEADER_DEPTH = 64
+
+
+def _nesting_depth(value: Any) -> int:
+    """Return how deeply lists and dicts nest in ``value``, without recursion."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            if depth > MAX_HEADER_DEPTH:
+                return depth
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _safetensors() -> Any:
     import safetensors.torch
 
     return safetensors.torch
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a synced temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
-        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
 
 
 def tensors_to_bytes(tensors: Mapping[str, torch.Tensor], header: Mapping[str, Any]) -> bytes:
@@ -77,16 +76,22 @@ def read_file(
         )
     try:
         header = json.loads(metadata[_HEADER_KEY])
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, RecursionError) as error:
         raise CheckpointError(
-            f"{str(file)!r} has an unreadable digitrec header: {error}"
+            f"{str(file)!r} has an unreadable digitrec header: {type(error).__name__}: {error}"
         ) from error
+    if _nesting_depth(header) > MAX_HEADER_DEPTH:
+        raise CheckpointError(
+            f"{str(file)!r} has a digitrec header nested more than {MAX_HEADER_DEPTH} levels "
+            "deep; digitrec never writes one, so the file is corrupt or hostile"
+        )
     if not isinstance(header, dict):
         raise CheckpointError(f"{str(file)!r} has a digitrec header that is not a JSON object")
     return tensors, header
 
 
 def versions() -> dict[str, str]:
+    """The versions of digitrec, torch and Python, as recorded in every file written."""
     return {
         "digitrec": __version__,
         "torch": torch.__version__,

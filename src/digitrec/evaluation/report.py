@@ -1,4 +1,4 @@
-"""How well a model does on labelled data."""
+"""The metrics a clinical reader asks for: :class:`ClassificationReport` and :func:`evaluate`."""
 
 from __future__ import annotations
 
@@ -10,87 +10,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_labelled_data, check_model, check_positive_int
-from ._device import DeviceLike, resolve_device
-from ._runtime import logits_in_batches
-from .data import ImageDataset
-from .errors import InvalidInputError
-from .models import DigitClassifier
+from .._checks import check_positive_int
+from .._device import DeviceLike
+from .._runtime import model_device
+from ..data import ImageDataset
+from ..inference import logits_in_batches
+from ..models import DigitClassifier
+from ..models._validate import check_labelled_data, check_model
 
-__all__ = ["AccuracyResult", "ClassificationReport", "calibrate", "evaluate", "evaluate_accuracy"]
-
-
-@dataclass(frozen=True)
-class AccuracyResult:
-    """The outcome of :func:`evaluate_accuracy`.
-
-    Attributes:
-        total: Number of images tested.
-        correct: Number whose predicted label equals the actual one.
-
-    Example:
-        >>> result = digitrec.AccuracyResult(total=10000, correct=9750)
-        >>> result.accuracy
-        0.975
-        >>> print(result)
-        Number of images tested: 10000
-        Number correct: 9750
-        Model accuracy: 97.50%
-    """
-
-    total: int
-    correct: int
-
-    @property
-    def accuracy(self) -> float:
-        """``correct / total`` as a fraction in ``[0, 1]`` (0.0 when nothing was tested)."""
-        return self.correct / self.total if self.total else 0.0
-
-    def __str__(self) -> str:
-        return (
-            f"Number of images tested: {self.total}\n"
-            f"Number correct: {self.correct}\n"
-            f"Model accuracy: {100 * self.accuracy:.2f}%"
-        )
-
-
-def evaluate_accuracy(
-    model: DigitClassifier,
-    data: ImageDataset,
-    *,
-    device: DeviceLike = "cpu",
-    batch_size: int = 1024,
-) -> AccuracyResult:
-    """Count how many images of ``data`` the model labels correctly.
-
-    Args:
-        model: The classifier; it is moved to ``device`` and its train/eval mode is
-            restored afterwards.
-        data: Labelled images that fit the model.
-        device: Where to compute: ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"``.
-        batch_size: Images per forward pass.
-
-    Returns:
-        The number tested and the number correct; ``str()`` gives the notebook's summary.
-
-    Raises:
-        InvalidTypeError: If ``data`` is not an :class:`~digitrec.ImageDataset`.
-        InvalidInputError: If the data is empty or does not fit the model.
-
-    Example:
-        >>> test = digitrec.load_mnist("test")[:100]
-        >>> result = digitrec.evaluate_accuracy(digitrec.DigitClassifier(seed=0), test)
-        >>> result.total, 0.0 <= result.accuracy <= 1.0
-        (100, True)
-    """
-    model = check_model(model)
-    data = check_labelled_data(model, data)
-    logits = logits_in_batches(
-        model, data.images, resolve_device(device), check_positive_int(batch_size, "batch_size")
-    )
-    correct = int((logits.argmax(dim=1) == data.labels).sum())
-    return AccuracyResult(total=len(data), correct=correct)
-
+__all__ = ["ClassificationReport", "evaluate"]
 
 _CALIBRATION_BINS = 15
 _COVERAGES = (1.0, 0.9, 0.8)
@@ -258,7 +186,7 @@ def evaluate(
     model: DigitClassifier,
     data: ImageDataset,
     *,
-    device: DeviceLike = "cpu",
+    device: DeviceLike | None = None,
     batch_size: int = 1024,
 ) -> ClassificationReport:
     """Measure everything a clinical reader asks for: per-class rates, AUROC, calibration.
@@ -269,7 +197,7 @@ def evaluate(
     Args:
         model: The classifier; its softmax temperature is applied to its logits.
         data: Labelled images that fit the model.
-        device: Where to compute the predictions.
+        device: Where to compute the predictions; ``None``: where the model is.
         batch_size: Images per forward pass.
 
     Returns:
@@ -291,7 +219,7 @@ def evaluate(
     model = check_model(model)
     data = check_labelled_data(model, data)
     size = check_positive_int(batch_size, "batch_size")
-    logits = logits_in_batches(model, data.images, resolve_device(device), size).double()
+    logits = logits_in_batches(model, data.images, model_device(model, device), size).double()
     temperature = float(model.temperature)
     log_probs = torch.log_softmax(logits / temperature, dim=1)
     probs = log_probs.exp()
@@ -348,65 +276,3 @@ def evaluate(
         accuracy_at_coverage=_accuracy_at_coverage(confidence, correct),
         calibration_bins=_calibration_bins(confidence, correct),
     )
-
-
-def calibrate(
-    model: DigitClassifier,
-    val: ImageDataset,
-    *,
-    device: DeviceLike = "cpu",
-    batch_size: int = 1024,
-) -> float:
-    """Fit the model's softmax temperature on held-out data (temperature scaling).
-
-    Finds the temperature ``T > 0`` that minimises the negative log-likelihood of
-    ``softmax(logits / T)`` on ``val`` (Guo et al., 2017), stores it in the model,
-    and returns it. Predicted labels do not change; probabilities become
-    calibrated, which :func:`predict_proba`, :func:`evaluate` and abstention use.
-    Use data the model was not trained on, such as a validation split.
-
-    Args:
-        model: The trained classifier; its ``temperature`` buffer is set.
-        val: Labelled held-out images that fit the model.
-        device: Where to compute the logits.
-        batch_size: Images per forward pass.
-
-    Returns:
-        The fitted temperature (above 1 when the model was over-confident).
-
-    Raises:
-        InvalidTypeError: If ``val`` is not an :class:`~digitrec.ImageDataset`.
-        InvalidInputError: If ``val`` is empty or does not fit the model.
-
-    Example:
-        >>> model = digitrec.DigitClassifier(seed=0)
-        >>> _ = digitrec.Trainer(model, epochs=1, progress=False).fit(
-        ...     digitrec.load_mnist("train")[:5000])
-        >>> temperature = digitrec.calibrate(model, digitrec.load_mnist("test")[:1000])
-        >>> 0.2 < temperature < 5 and float(model.temperature) == temperature
-        True
-    """
-    model = check_model(model)
-    val = check_labelled_data(model, val, "val")
-    size = check_positive_int(batch_size, "batch_size")
-    logits = logits_in_batches(model, val.images, resolve_device(device), size).double()
-    labels = val.labels
-    # Optimise log T so that T stays positive; NLL is convex in 1/T, so LBFGS converges.
-    log_temperature = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS(
-        [log_temperature], lr=0.5, max_iter=200, tolerance_grad=1e-10, line_search_fn="strong_wolfe"
-    )
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = F.cross_entropy(logits / log_temperature.exp(), labels)
-        loss.backward()  # type: ignore[no-untyped-call]
-        return loss
-
-    with torch.enable_grad():
-        optimizer.step(closure)  # type: ignore[no-untyped-call]
-    temperature = float(log_temperature.detach().exp())
-    if not math.isfinite(temperature) or temperature <= 0:
-        raise InvalidInputError(f"temperature scaling failed on val: got T = {temperature}")
-    model.temperature.fill_(temperature)
-    return float(model.temperature)

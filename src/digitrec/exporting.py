@@ -27,10 +27,11 @@ from typing import Any, Literal, get_args
 import torch
 from torch import nn
 
-from ._checks import check_model
-from ._files import versions, write_atomically
 from .errors import InvalidInputError, InvalidTypeError, MissingDependencyError
+from .io.atomic import write_atomically
+from .io.tensorfile import versions
 from .models import DigitClassifier
+from .models._validate import check_model
 
 __all__ = ["export"]
 

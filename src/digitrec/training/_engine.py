@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import DigitClassifier
+from ..models import DigitClassifier
 
 
 class Step(Protocol):
@@ -38,21 +38,41 @@ class Step(Protocol):
 
 
 def make_optimizer(
-    model: nn.Module, name: str, lr: float, momentum: float, weight_decay: float, nesterov: bool
+    model: nn.Module,
+    name: str,
+    lr: float,
+    momentum: float,
+    betas: tuple[float, float],
+    weight_decay: float,
+    nesterov: bool,
 ) -> torch.optim.Optimizer:
-    params = list(model.parameters())
+    params = [param for param in model.parameters() if param.requires_grad]
     if name == "sgd":
         return torch.optim.SGD(
             params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov
         )
-    betas = (momentum, 0.999)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
     return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay)
 
 
 def fusable_linears(model: DigitClassifier) -> list[nn.Linear] | None:
-    """Return the Linear layers if the network is Flatten, (Linear, ReLU)*, Linear."""
+    """Return the Linear layers if the fused step computes what the model does, else None.
+
+    That is when the network is Flatten, (Linear, ReLU)*, Linear, every parameter is
+    trained, and nothing changes what the model computes: a subclass overriding
+    ``forward`` or ``preprocess``, or hooks on a module. Anything else takes autograd.
+    """
+    for name in ("forward", "preprocess"):
+        if getattr(type(model), name) is not getattr(DigitClassifier, name):
+            return None
+    if not all(param.requires_grad for param in model.parameters()):
+        return None
+    if any(
+        module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
+        for module in model.modules()
+    ):
+        return None
     layers = list(model.network)
     if len(layers) < 2 or not isinstance(layers[0], nn.Flatten) or len(layers) % 2:
         return None

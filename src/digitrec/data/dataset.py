@@ -1,132 +1,23 @@
-"""Image data sets: the :class:`ImageDataset` container and the readers that fill it.
-
-Everything here works from local files. :func:`load_mnist` reads a copy of MNIST
-bundled inside the package, checked against the checksums of the original
-files, so digitrec works on machines without network access.
-"""
+"""The data set container: :class:`ImageDataset`, its indexing and seeded splits."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import importlib
-import importlib.util
 import os
-import sys
-import zlib
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
 
-from . import _images
+from .. import _images
+from .._checks import check_int
+from ..errors import DataFileError, InvalidInputError, InvalidTypeError
+from ..io.idx import read_idx
+from ..io.npz import NPZ_SPLITS, read_npz_split
 
-if TYPE_CHECKING:
-    if sys.version_info >= (3, 11):
-        from importlib.resources.abc import Traversable
-    else:
-        from importlib.abc import Traversable
-
-from .errors import (
-    ChecksumError,
-    DataFileError,
-    DataNotFoundError,
-    InvalidInputError,
-    InvalidTypeError,
-    MissingDependencyError,
-)
-
-__all__ = ["MNIST_CLASSES", "ImageDataset", "load_mnist"]
-
-#: The class names of MNIST, in label order.
-MNIST_CLASSES: tuple[str, ...] = tuple("0123456789")
-
-_MNIST_FILES: dict[str, tuple[str, str]] = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-# sha256 of the decompressed original files (yann.lecun.com); the .gz wrappers vary.
-_MNIST_SHA256: dict[str, str] = {
-    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-}
-
-_IDX_DTYPES: dict[int, np.dtype[Any]] = {
-    0x08: np.dtype(np.uint8),
-    0x09: np.dtype(np.int8),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-# Deflate cannot expand data by more than about 1032:1; a header that claims more
-# than that is lying, and believing it would allocate memory the file cannot fill.
-_MAX_DEFLATE_RATIO = 1100
-_GZIP_MAGIC = b"\x1f\x8b"
-_NPZ_SPLITS = ("train", "val", "test")
-
-
-def _read_idx_bytes(path: Path) -> bytes:
-    """Return the decompressed bytes of an IDX file after checking its header against its size."""
-    if not path.is_file():
-        raise DataNotFoundError(f"no IDX file at {str(path)!r}")
-    file_size = path.stat().st_size
-    with path.open("rb") as raw:
-        compressed = raw.read(2) == _GZIP_MAGIC
-    try:
-        with gzip.open(path, "rb") if compressed else path.open("rb") as stream:
-            header = stream.read(4)
-            if len(header) < 4 or header[:2] != b"\x00\x00" or header[2] not in _IDX_DTYPES:
-                raise DataFileError(
-                    f"{str(path)!r} is not an IDX file: expected a magic number 00 00 <type> "
-                    f"<ndim> with type in {sorted(_IDX_DTYPES)}, "
-                    f"got {header.hex(' ') or 'an empty file'}"
-                )
-            ndim = header[3]
-            dims_bytes = stream.read(4 * ndim)
-            if ndim == 0 or len(dims_bytes) < 4 * ndim:
-                raise DataFileError(
-                    f"{str(path)!r} is a truncated IDX file: the header announces {ndim} "
-                    f"dimensions but {len(dims_bytes) // 4} follow"
-                )
-            dims = np.frombuffer(dims_bytes, dtype=">u4").astype(np.int64)
-            if not bool((dims > 0).all()):
-                raise DataFileError(
-                    f"{str(path)!r} announces shape {tuple(int(d) for d in dims)}: every "
-                    "dimension of an IDX file must be at least 1"
-                )
-            expected = int(np.prod(dims, dtype=object)) * _IDX_DTYPES[header[2]].itemsize
-            limit = file_size * _MAX_DEFLATE_RATIO if compressed else file_size - 4 - 4 * ndim
-            if expected > limit:
-                raise DataFileError(
-                    f"{str(path)!r}: the header announces shape {tuple(int(d) for d in dims)} "
-                    f"({expected:,} bytes of data) but the file holds at most {max(limit, 0):,}; "
-                    "it is truncated or corrupt"
-                )
-            payload = stream.read(expected + 1)
-    except (OSError, EOFError, zlib.error) as error:
-        raise DataFileError(f"{str(path)!r} is not a readable IDX file: {error}") from error
-    if len(payload) != expected:
-        problem = "has trailing bytes" if len(payload) > expected else "is truncated"
-        raise DataFileError(
-            f"{str(path)!r} {problem}: the header announces {expected:,} bytes of data, "
-            f"{'more' if len(payload) > expected else len(payload)} follow"
-        )
-    return header + dims_bytes + payload
-
-
-def _parse_idx(data: bytes) -> np.ndarray[Any, Any]:
-    """Parse IDX bytes already checked by :func:`_read_idx_bytes` into a native-endian array."""
-    dtype = _IDX_DTYPES[data[2]]
-    ndim = data[3]
-    dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    array = np.frombuffer(data, dtype=dtype, offset=4 + 4 * ndim).reshape(dims)
-    return array.astype(dtype.newbyteorder("="), copy=True)
+__all__ = ["ImageDataset", "dataset_sha256"]
 
 
 def _labels_tensor(labels: Any) -> torch.Tensor:
@@ -289,8 +180,8 @@ class ImageDataset:
             >>> len(data)
             10000
         """
-        images = _parse_idx(_read_idx_bytes(Path(images_path)))
-        labels = _parse_idx(_read_idx_bytes(Path(labels_path)))
+        images = read_idx(Path(images_path))
+        labels = read_idx(Path(labels_path))
         return cls._from_idx_arrays(images, labels, str(images_path), class_names)
 
     @classmethod
@@ -330,38 +221,9 @@ class ImageDataset:
             >>> len(data), data.labels.tolist()
             (3, [0, 1, 1])
         """
-        if split not in _NPZ_SPLITS:
-            raise InvalidInputError(f"split must be one of {_NPZ_SPLITS}, got {split!r}")
-        file = Path(path).expanduser()
-        if not file.is_file():
-            raise DataNotFoundError(f"no .npz file at {str(file)!r}")
-        keys = (f"{split}_images", f"{split}_labels")
-        try:
-            loaded = np.load(file, allow_pickle=False)
-            if not isinstance(loaded, np.lib.npyio.NpzFile):
-                # A bare .npy array: np.load returns the array itself, not an archive.
-                raise DataFileError(
-                    f"{str(file)!r} holds a single numpy array, not an .npz archive with "
-                    f"{keys[0]!r} and {keys[1]!r}"
-                )
-            with loaded as archive:
-                missing = [key for key in keys if key not in archive.files]
-                if missing:
-                    raise DataFileError(
-                        f"{str(file)!r} has no {missing} for split {split!r}; "
-                        f"it holds {sorted(archive.files)}"
-                    )
-                images, labels = archive[keys[0]], archive[keys[1]]
-        except DataFileError:
-            raise
-        except Exception as error:
-            # Untrusted archives fail in many ways (BadZipFile, NotImplementedError for
-            # unknown zip versions, RuntimeError for encrypted members, zlib and struct
-            # errors, and ValueError for object arrays under allow_pickle=False): each
-            # means the file is not a usable .npz.
-            raise DataFileError(
-                f"{str(file)!r} is not a readable .npz of arrays: {type(error).__name__}: {error}"
-            ) from error
+        if split not in NPZ_SPLITS:
+            raise InvalidInputError(f"split must be one of {NPZ_SPLITS}, got {split!r}")
+        images, labels = read_npz_split(Path(path), split)
         return cls.from_arrays(images, labels, class_names=class_names)
 
     @classmethod
@@ -469,6 +331,7 @@ class ImageDataset:
                 f"val_size must leave both parts non-empty: a fraction in (0, 1) or a count in "
                 f"[1, {total - 1}] for {total} images, got {val_size!r}"
             )
+        seed = check_int(seed, "seed", minimum=0)
         order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
         return self[order[count:].sort().values], self[order[:count].sort().values]
 
@@ -477,108 +340,23 @@ class ImageDataset:
         return f"ImageDataset(n={len(self)}, image_shape={self.image_shape}{names})"
 
 
-def _bundled_root() -> Traversable:
-    return resources.files("digitrec") / "_data"
+def dataset_sha256(images: torch.Tensor, labels: torch.Tensor) -> str:
+    """Return a sha256 fingerprint of a data set's pixels and labels.
 
-
-def _find_mnist_file(root: Path, name: str) -> Path | None:
-    for folder in (root, root / "MNIST" / "raw"):
-        for candidate in (folder / name, folder / f"{name}.gz"):
-            if candidate.is_file():
-                return candidate
-    return None
-
-
-def _read_verified(path: Path, name: str, *, bundled: bool) -> np.ndarray[Any, Any]:
-    data = _read_idx_bytes(path)
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != _MNIST_SHA256[name]:
-        if bundled:
-            raise ChecksumError(
-                f"the bundled MNIST file {name} is corrupt (sha256 {digest}, expected "
-                f"{_MNIST_SHA256[name]}); reinstall digitrec with "
-                "'pip install --force-reinstall --no-deps digitrec'"
-            )
-        raise ChecksumError(
-            f"{str(path)!r} is not the original MNIST {name} (sha256 {digest}, expected "
-            f"{_MNIST_SHA256[name]}); for other IDX data use ImageDataset.from_idx"
-        )
-    return _parse_idx(data)
-
-
-def _download_with_torchvision(root: Path, split: str) -> None:
-    if importlib.util.find_spec("torchvision") is None:
-        raise MissingDependencyError(
-            "load_mnist(download=True) needs torchvision: pip install 'digitrec[vision]'. "
-            "Offline, use the copy bundled with digitrec (load_mnist(split) with root=None), "
-            "or put the four MNIST IDX files in a folder and pass it as root"
-        )
-    datasets: Any = importlib.import_module("torchvision.datasets")
-    datasets.MNIST(str(root), train=split == "train", download=True)
-
-
-def load_mnist(
-    split: Literal["train", "test"],
-    *,
-    root: str | os.PathLike[str] | None = None,
-    download: bool = False,
-) -> ImageDataset:
-    """Load MNIST's training (60,000 images) or test (10,000 images) split.
-
-    Args:
-        split: ``"train"`` or ``"test"``.
-        root: ``None`` reads the copy bundled with digitrec, so no network is
-            needed. A folder reads the IDX files there, gzipped or not, either
-            directly in it or in torchvision's ``root/MNIST/raw`` layout.
-        download: With a ``root``, fetch missing files with torchvision (the
-            ``vision`` extra) into it first.
-
-    Returns:
-        The split with ``class_names`` ``("0", ..., "9")``; every file is checked
-        against the sha256 of the original MNIST release.
-
-    Raises:
-        InvalidInputError: For an unknown split, or ``download=True`` without a root.
-        DataNotFoundError: If ``root`` lacks the files and ``download`` is off.
-        ChecksumError: If a file is not the original MNIST file.
-        MissingDependencyError: If ``download=True`` and torchvision is missing.
+    Record it with a model (``save(..., metadata={"train_sha256": ...})``) to know
+    later exactly which data it was trained on.
 
     Example:
         >>> test = digitrec.load_mnist("test")
-        >>> len(test), test.images.dtype, test.image_shape
-        (10000, torch.uint8, (1, 28, 28))
+        >>> digest = digitrec.dataset_sha256(test.images, test.labels)
+        >>> digest == digitrec.dataset_sha256(test.images.clone(), test.labels.clone())
+        True
+        >>> digest == digitrec.dataset_sha256(test.images[:-1], test.labels[:-1])
+        False
     """
-    if split not in _MNIST_FILES:
-        raise InvalidInputError(f"split must be 'train' or 'test', got {split!r}")
-    names = _MNIST_FILES[split]
-    if root is None:
-        if download:
-            raise InvalidInputError(
-                "download=True needs a root folder to download into; "
-                "root=None reads the bundled copy, which needs no download"
-            )
-        bundled = _bundled_root()
-        arrays = []
-        for name in names:
-            with resources.as_file(bundled / f"{name}.gz") as path:
-                arrays.append(_read_verified(path, name, bundled=True))
-        return ImageDataset._from_idx_arrays(arrays[0], arrays[1], "bundled MNIST", MNIST_CLASSES)
-
-    folder = Path(root).expanduser()
-    if download and not all(_find_mnist_file(folder, name) for name in names):
-        _download_with_torchvision(folder, split)
-    paths: list[Path] = []
-    for name in names:
-        found = _find_mnist_file(folder, name)
-        if found is None:
-            raise DataNotFoundError(
-                f"MNIST file {name} not found in {str(folder)!r} or "
-                f"{str(folder / 'MNIST' / 'raw')!r} (with or without .gz). Use the bundled copy "
-                "with root=None, copy the files there, or pass download=True with torchvision "
-                "installed"
-            )
-        paths.append(found)
-    images, labels = (
-        _read_verified(path, name, bundled=False) for path, name in zip(paths, names, strict=True)
-    )
-    return ImageDataset._from_idx_arrays(images, labels, str(paths[0]), MNIST_CLASSES)
+    digest = hashlib.sha256()
+    for tensor in (images, labels):
+        plain = tensor.detach().to("cpu").contiguous()
+        digest.update(str((tuple(plain.shape), str(plain.dtype))).encode())
+        digest.update(plain.numpy().tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,25 @@
+"""The models: :class:`DigitClassifier`, its configuration, networks and model files.
+
+``config`` holds :class:`ModelConfig` (everything that rebuilds a model but its
+weights), ``networks`` the built-in architectures, ``classifier`` the
+:class:`DigitClassifier` module that takes raw pixels and returns logits, and
+``files`` the safe model files (:func:`save`, :func:`load`), which store the
+weights as safetensors and the config as JSON, never a pickle. Models sit above
+data sets and below inference, evaluation and training.
+"""
+
+from .classifier import DigitClassifier
+from .config import MNIST_MEAN, MNIST_STD, Architecture, ModelConfig
+from .files import MODEL_FORMAT, load, read_metadata, save
+
+__all__ = [
+    "MNIST_MEAN",
+    "MNIST_STD",
+    "MODEL_FORMAT",
+    "Architecture",
+    "DigitClassifier",
+    "ModelConfig",
+    "load",
+    "read_metadata",
+    "save",
+]

@@ -1,0 +1,134 @@
+"""The settings that rebuild a model: :class:`ModelConfig`, and MNIST's pixel statistics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal, get_args
+
+from ..errors import InvalidInputError, InvalidTypeError
+
+__all__ = ["MNIST_MEAN", "MNIST_STD", "Architecture", "ModelConfig"]
+
+Architecture = Literal["mlp", "cnn"]
+_ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
+
+#: Mean and standard deviation of MNIST's training pixels, on the 0-1 scale.
+MNIST_MEAN: tuple[float, ...] = (0.1307,)
+MNIST_STD: tuple[float, ...] = (0.3081,)
+
+_MIN_SIDE = 8
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a :class:`DigitClassifier` (its weights aside).
+
+    Attributes:
+        arch: ``"mlp"`` or ``"cnn"``.
+        input_shape: ``(C, H, W)`` of one input image, ``C`` 1 or 3, sides >= 8.
+        num_classes: Number of output classes, at least 2.
+        mean: Per-channel pixel mean on the 0-1 scale (one value serves all channels).
+        std: Per-channel pixel standard deviation on the 0-1 scale, each > 0.
+        class_names: Optional names of the classes, in label order, one per class.
+
+    Raises:
+        InvalidInputError: If a value is out of range.
+        InvalidTypeError: If a value has the wrong type.
+
+    Example:
+        >>> config = digitrec.ModelConfig(arch="cnn", num_classes=2)
+        >>> digitrec.ModelConfig.from_dict(config.to_dict()) == config
+        True
+    """
+
+    arch: Architecture = "mlp"
+    input_shape: tuple[int, int, int] = (1, 28, 28)
+    num_classes: int = 10
+    mean: tuple[float, ...] = MNIST_MEAN
+    std: tuple[float, ...] = MNIST_STD
+    class_names: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.arch not in _ARCHITECTURES:
+            raise InvalidInputError(f"arch must be one of {_ARCHITECTURES}, got {self.arch!r}")
+        shape = tuple(self.input_shape)
+        if len(shape) != 3 or not all(_is_int(side) for side in shape):
+            raise InvalidInputError(
+                f"input_shape must be three integers (C, H, W), got {self.input_shape!r}"
+            )
+        channels, height, width = shape
+        if channels not in (1, 3) or height < _MIN_SIDE or width < _MIN_SIDE:
+            raise InvalidInputError(
+                f"input_shape must have 1 or 3 channels and sides >= {_MIN_SIDE}, got {shape}"
+            )
+        if not _is_int(self.num_classes) or self.num_classes < 2:
+            raise InvalidInputError(
+                f"num_classes must be an integer >= 2, got {self.num_classes!r}"
+            )
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            values = (values,) if isinstance(values, (int, float)) else tuple(values)
+            if len(values) not in (1, channels) or not all(
+                isinstance(v, (int, float)) and math.isfinite(v) for v in values
+            ):
+                raise InvalidInputError(
+                    f"{name} must be 1 or {channels} finite numbers, got {getattr(self, name)!r}"
+                )
+            object.__setattr__(self, name, tuple(float(v) for v in values))
+        if any(v <= 0 for v in self.std):
+            raise InvalidInputError(f"std must be > 0, got {self.std}")
+        object.__setattr__(self, "input_shape", tuple(int(side) for side in shape))
+        object.__setattr__(self, "num_classes", int(self.num_classes))
+        if self.class_names is not None:
+            names = tuple(self.class_names)
+            valid = all(isinstance(name, str) for name in names) and len(set(names)) == len(names)
+            if not valid or len(names) != self.num_classes:
+                raise InvalidInputError(
+                    f"class_names must be {self.num_classes} distinct strings (one per class), "
+                    f"got {self.class_names!r}"
+                )
+            object.__setattr__(self, "class_names", names)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as a JSON-compatible dict.
+
+        Example:
+            >>> digitrec.ModelConfig().to_dict()["input_shape"]
+            [1, 28, 28]
+        """
+        data = asdict(self)
+        for key, value in data.items():
+            if isinstance(value, tuple):
+                data[key] = list(value)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+        """Rebuild a config from :meth:`to_dict`'s output, checking every key.
+
+        Raises:
+            InvalidInputError: For unknown keys or invalid values.
+
+        Example:
+            >>> digitrec.ModelConfig.from_dict({"arch": "cnn"}).arch
+            'cnn'
+        """
+        if not isinstance(data, Mapping):
+            raise InvalidTypeError(f"a model config must be a mapping, got {type(data).__name__}")
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidInputError(
+                f"unknown model config keys {unknown}; expected a subset of {sorted(known)}"
+            )
+        values = dict(data)
+        for key in ("input_shape", "mean", "std", "class_names"):
+            if key in values and isinstance(values[key], list):
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,158 @@
+"""Training settings: :class:`TrainConfig`, and the named recipes each architecture starts from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from types import MappingProxyType
+from typing import Any, Literal, get_args
+
+from .._checks import check_bool, check_choice, check_int, check_number, check_positive_int
+from ..errors import InvalidInputError
+
+__all__ = ["RECIPES", "LRSchedule", "OptimizerName", "TrainConfig"]
+
+OptimizerName = Literal["sgd", "adam", "adamw"]
+LRSchedule = Literal["constant", "cosine"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The settings of one training run, checked once when created.
+
+    Attributes:
+        epochs: Passes over the training set.
+        batch_size: Images per optimizer step.
+        optimizer: ``"sgd"``, ``"adam"`` or ``"adamw"``.
+        lr: Peak learning rate.
+        momentum: SGD's momentum (SGD only: Adam and AdamW take ``betas``).
+        betas: Adam's and AdamW's coefficients of the running averages of the
+            gradient and its square.
+        weight_decay: L2 penalty (decoupled for AdamW).
+        lr_schedule: ``"constant"``, or ``"cosine"`` to anneal the rate to zero
+            over all steps.
+        warmup_epochs: Epochs (may be fractional) over which the rate rises
+            linearly from near zero to ``lr`` before the schedule takes over.
+        nesterov: Use Nesterov momentum (SGD only).
+        label_smoothing: Cross-entropy label smoothing in ``[0, 1)``.
+        augment: Randomly rotate (up to 10 degrees), scale (up to 10%) and shift
+            (up to 2 pixels at 28x28) each training image, a whole batch at a time.
+        seed: Seeds the shuffling and any randomness inside the model during
+            training; the same seed gives bit-identical CPU runs.
+        num_threads: CPU threads used during training; ``None`` keeps torch's setting.
+
+    Raises:
+        InvalidInputError: If a value is out of range or a name is unknown.
+
+    Example:
+        >>> config = digitrec.RECIPES["mlp"]
+        >>> config.optimizer, config.batch_size
+        ('sgd', 64)
+    """
+
+    epochs: int
+    batch_size: int
+    optimizer: OptimizerName
+    lr: float
+    momentum: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    lr_schedule: LRSchedule = "constant"
+    warmup_epochs: float = 0.0
+    nesterov: bool = False
+    label_smoothing: float = 0.0
+    augment: bool = False
+    seed: int = 0
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.epochs, "epochs")
+        check_positive_int(self.batch_size, "batch_size")
+        check_choice(self.optimizer, "optimizer", get_args(OptimizerName))
+        check_choice(self.lr_schedule, "lr_schedule", get_args(LRSchedule))
+        numbers = {
+            "lr": check_number(self.lr, "lr", low=0.0, low_open=True),
+            "momentum": check_number(self.momentum, "momentum", low=0.0, high=1.0, high_open=True),
+            "weight_decay": check_number(self.weight_decay, "weight_decay", low=0.0),
+            "warmup_epochs": check_number(self.warmup_epochs, "warmup_epochs", low=0.0),
+            "label_smoothing": check_number(
+                self.label_smoothing, "label_smoothing", low=0.0, high=1.0, high_open=True
+            ),
+        }
+        for name, value in numbers.items():
+            object.__setattr__(self, name, value)
+        betas = tuple(self.betas) if isinstance(self.betas, (tuple, list)) else None
+        if betas is None or len(betas) != 2:
+            raise InvalidInputError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        object.__setattr__(
+            self,
+            "betas",
+            tuple(
+                check_number(beta, "each of betas", low=0.0, high=1.0, high_open=True)
+                for beta in betas
+            ),
+        )
+        check_bool(self.nesterov, "nesterov")
+        check_bool(self.augment, "augment")
+        if self.optimizer != "sgd" and self.momentum:
+            raise InvalidInputError(
+                f"momentum applies to SGD only, got momentum={self.momentum} with optimizer="
+                f"{self.optimizer!r}; set Adam's first coefficient with betas=(beta1, beta2)"
+            )
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise InvalidInputError(
+                f"nesterov=True needs optimizer='sgd' with momentum > 0, got optimizer="
+                f"{self.optimizer!r} and momentum={self.momentum}"
+            )
+        check_int(self.seed, "seed", minimum=0)
+        if self.num_threads is not None:
+            check_positive_int(self.num_threads, "num_threads")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the settings as a JSON-compatible dict.
+
+        Example:
+            >>> digitrec.RECIPES["mlp"].to_dict()["lr_schedule"]
+            'cosine'
+        """
+        data = asdict(self)
+        data["betas"] = list(self.betas)
+        return data
+
+
+_MLP_RECIPE = TrainConfig(
+    epochs=10,
+    batch_size=64,
+    optimizer="sgd",
+    lr=0.05,
+    momentum=0.9,
+    lr_schedule="cosine",
+    num_threads=1,
+)
+
+#: Named training recipes. :class:`Trainer` starts from the one named after the
+#: model's architecture unless told otherwise.
+#:
+#: * ``"mlp"``: the notebook's recipe (SGD, batches of 64, cross-entropy) with
+#:   momentum 0.9 and a cosine learning-rate schedule, which makes the final
+#:   accuracy steady from seed to seed (97.8% on MNIST).
+#: * ``"mlp-fast"``: the same network to 97% in the fewest seconds.
+#: * ``"cnn"``: the convolutional network to 99.5%+ on MNIST, with augmentation.
+RECIPES: Mapping[str, TrainConfig] = MappingProxyType(
+    {
+        "mlp": _MLP_RECIPE,
+        "mlp-fast": replace(_MLP_RECIPE, epochs=4, batch_size=128, lr=0.1),
+        "cnn": TrainConfig(
+            epochs=15,
+            batch_size=128,
+            optimizer="sgd",
+            lr=0.1,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=5e-4,
+            lr_schedule="cosine",
+            warmup_epochs=0.5,
+            augment=True,
+        ),
+    }
+)
