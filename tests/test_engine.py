@@ -24,8 +24,8 @@ def _pair(
     assert linears is not None
     fused = _engine.FusedMLPStep(fused_model, linears, 0.9, weight_decay)
     plain_sgd = _engine.make_optimizer(
-            plain_model, "sgd", 0.05, 0.9, (0.9, 0.999), weight_decay, nesterov=False
-        )
+        plain_model, "sgd", 0.05, 0.9, (0.9, 0.999), weight_decay, nesterov=False
+    )
     plain = _engine.AutogradStep(plain_model, plain_sgd, 0.0, None)
     return fused_model, fused, plain_model, plain
 

@@ -19,6 +19,7 @@ def test_all_is_unique_and_complete() -> None:
     modules = {
         "callbacks",
         "checkpoint",
+        "attribution",
         "cli",
         "data",
         "errors",

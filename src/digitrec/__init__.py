@@ -12,6 +12,7 @@ Example:
 
 from ._device import DeviceLike
 from ._version import __version__
+from .attribution import ExplainMethod, explain
 from .data import MNIST_CLASSES, ImageDataset, dataset_sha256, load_mnist
 from .errors import (
     CheckpointError,
@@ -27,6 +28,7 @@ from .errors import (
 from .evaluation import AccuracyResult, ClassificationReport, calibrate, evaluate, evaluate_accuracy
 from .exporting import export
 from .inference import ABSTAINED, get_predicted_label, predict, predict_or_abstain, predict_proba
+from .io import read_dicom, read_image
 from .models import (
     MNIST_MEAN,
     MNIST_STD,
@@ -74,6 +76,7 @@ __all__ = [
     "DigitClassifier",
     "DigitrecError",
     "EarlyStopping",
+    "ExplainMethod",
     "History",
     "ImageDataset",
     "InvalidInputError",
@@ -90,6 +93,7 @@ __all__ = [
     "dataset_sha256",
     "evaluate",
     "evaluate_accuracy",
+    "explain",
     "export",
     "get_predicted_label",
     "load",
@@ -97,6 +101,8 @@ __all__ = [
     "predict",
     "predict_or_abstain",
     "predict_proba",
+    "read_dicom",
+    "read_image",
     "read_metadata",
     "save",
 ]

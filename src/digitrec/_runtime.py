@@ -29,8 +29,8 @@ def _mode_lock(model: torch.nn.Module) -> threading.Lock:
 
 
 @contextmanager
-def eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    """Put ``model`` in eval mode under inference mode, then restore each module's mode.
+def _in_eval(model: torch.nn.Module) -> Iterator[None]:
+    """Hold ``model`` in eval mode for the block, then restore each module's mode.
 
     A model already in eval mode (the usual case when serving) is left alone and
     takes no lock, so threads predicting with one model, or with separate models,
@@ -41,18 +41,30 @@ def eval_mode(model: torch.nn.Module) -> Iterator[None]:
     lock = _mode_lock(model)
     modules = list(model.modules())
     if not lock.locked() and not any(module.training for module in modules):
-        with torch.inference_mode():
-            yield
+        yield
         return
     with lock:
         modes = [module.training for module in modules]
         model.eval()
         try:
-            with torch.inference_mode():
-                yield
+            yield
         finally:
             for module, mode in zip(modules, modes, strict=True):
                 module.training = mode
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Put ``model`` in eval mode under inference mode for the block (predictions)."""
+    with _in_eval(model), torch.inference_mode():
+        yield
+
+
+@contextmanager
+def eval_mode_with_gradients(model: torch.nn.Module) -> Iterator[None]:
+    """Put ``model`` in eval mode with gradients on, even inside inference mode (attributions)."""
+    with _in_eval(model), torch.inference_mode(False), torch.enable_grad():
+        yield
 
 
 @contextmanager

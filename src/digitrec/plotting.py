@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from . import _images
 from ._checks import check_positive_int
 from ._device import DeviceLike
 from .data import ImageDataset
-from .errors import InvalidTypeError, MissingDependencyError
+from .errors import InvalidInputError, InvalidTypeError, MissingDependencyError
 from .evaluation import ClassificationReport
 from .inference import predict
 from .models import DigitClassifier
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "plot_confusion_matrix",
+    "plot_explanation",
     "plot_loss_curve",
     "plot_predictions",
     "plot_reliability_diagram",
@@ -300,6 +302,87 @@ def plot_reliability_diagram(report: ClassificationReport) -> Figure:
     bottom.set_ylabel("images")
     bottom.grid(alpha=0.3)
     return figure
+
+
+def plot_explanation(
+    image: Any,
+    attributions: Any,
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+    cmap: str = "RdBu_r",
+) -> Figure:
+    """Overlay pixel attributions (from :func:`~digitrec.explain.explain`) on their image.
+
+    The image is drawn in grey (an RGB image as the mean of its channels) and the
+    attributions over it, half transparent, on a diverging colour map whose limits
+    are symmetric around zero: with the default map, red pixels pushed the model
+    towards the explained class and blue ones away from it; white is neutral. The
+    attributions of a multi-channel image are summed over the channels. A colour
+    bar gives the scale.
+
+    Args:
+        image: One image, a tensor or numpy array of shape ``(H, W)``, ``(C, H, W)``
+            or ``(H, W, C)`` with ``uint8`` (0-255) or float (0-1) pixels.
+        attributions: The image's attributions, shape ``(H, W)`` or ``(C, H, W)``.
+        ax: Axes to draw into; ``None`` makes a new figure.
+        title: Title of the axes; ``None`` leaves it empty.
+        cmap: Name of a diverging matplotlib colour map.
+
+    Returns:
+        The figure holding the axes (the new one, or ``ax``'s), with the colour bar.
+
+    Raises:
+        InvalidInputError: If the shapes do not match or the attributions are not finite.
+        InvalidTypeError: For unsupported array types or dtypes.
+
+    Example:
+        >>> from digitrec.explain import explain
+        >>> from digitrec.plotting import plot_explanation
+        >>> model = digitrec.DigitClassifier(seed=0)
+        >>> image, label = digitrec.load_mnist("test")[0]
+        >>> fig = plot_explanation(image, explain(model, image), title=f"label {label}")
+        >>> len(fig.axes), fig.axes[0].get_title(), fig.axes[1].get_ylabel()
+        (2, 'label 7', 'attribution')
+    """
+    pixels = _images.as_single_image(image, 1)[0]
+    if pixels.dtype == torch.uint8:
+        pixels = pixels.to(torch.float32) / 255.0
+    pixels = pixels.mean(dim=0, keepdim=True)
+    height, width = pixels.shape[1:]
+    scores = attributions.detach() if isinstance(attributions, torch.Tensor) else attributions
+    try:
+        scores = torch.as_tensor(scores, dtype=torch.float64).cpu()
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise InvalidTypeError(
+            "attributions must be a torch.Tensor or numpy array of numbers, "
+            f"got {type(attributions).__name__}"
+        ) from error
+    if scores.dim() == 3:
+        scores = scores.sum(dim=0)
+    if tuple(scores.shape) != (height, width):
+        raise InvalidInputError(
+            f"attributions must have shape (H, W) or (C, H, W) with (H, W) = {(height, width)} "
+            f"like the image, got {tuple(scores.shape)}"
+        )
+    if not bool(torch.isfinite(scores).all()):
+        raise InvalidInputError("attributions must be finite, got NaN or infinite values")
+    if ax is None:
+        figure = Figure(figsize=(4.5, 4), layout="constrained")
+        ax = figure.add_subplot()
+    parent = ax.figure
+    # A limit of zero would give matplotlib an empty colour range.
+    limit = float(scores.abs().max()) if scores.numel() else 0.0
+    limit = limit or 1.0
+    ax.imshow(_displayable(pixels), cmap="gray", vmin=0.0, vmax=1.0)
+    overlay = ax.imshow(scores.numpy(), cmap=cmap, vmin=-limit, vmax=limit, alpha=0.6)
+    colorbar = parent.colorbar(overlay, ax=ax)
+    colorbar.set_label("attribution")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title)
+    return parent if isinstance(parent, Figure) else parent.figure
 
 
 def _displayable(image: torch.Tensor) -> Any:
