@@ -8,8 +8,10 @@ what came. docs/errors.rst summarises this table.
 from __future__ import annotations
 
 import gzip
+import io
 import re
 import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +75,63 @@ C = digitrec.CheckpointError
 D = digitrec.DeviceUnavailableError
 Z = digitrec.ChecksumError
 
+
+def _png_bytes() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+    Image.fromarray(noise).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` pixels but holds almost none."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + header
+    ihdr = struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    data = b"IDAT" + zlib.compress(b"\x00" * 64)
+    idat = struct.pack(">I", len(data) - 4) + data + struct.pack(">I", zlib.crc32(data))
+    end = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+    return b"\x89PNG\r\n\x1a\n" + ihdr + idat + end
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _dicom_without_pixels(folder: Path) -> Path:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset = Dataset()
+    dataset.file_meta = meta
+    dataset.SOPClassUID = meta.MediaStorageSOPClassUID
+    dataset.PatientName = "Nobody"
+    path = folder / "nopixels.dcm"
+    dataset.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _flat_folder(folder: Path) -> Path:
+    flat = folder / "flat"
+    flat.mkdir(exist_ok=True)
+    (flat / "a.png").write_bytes(_png_bytes())
+    return flat
+
+
+def _csv(folder: Path, text: str) -> Path:
+    path = folder / "list.csv"
+    path.write_text(text)
+    return path
+
+
 CASES: list[tuple[str, Call, type[Exception], str]] = [
     # --- single images -----------------------------------------------------------------------
     (
@@ -83,13 +142,13 @@ CASES: list[tuple[str, Call, type[Exception], str]] = [
     ),
     (
         "image: wrong size",
-        lambda e: digitrec.get_predicted_label(e.mlp, torch.zeros(32, 32)),
+        lambda e: digitrec.get_predicted_label(e.mlp, torch.zeros(32, 32), prepare=False),
         V,
         r"\(1, 32, 32\).*expects \(1, 28, 28\)",
     ),
     (
         "image: wrong channels",
-        lambda e: digitrec.get_predicted_label(e.mlp, torch.zeros(3, 28, 28)),
+        lambda e: digitrec.get_predicted_label(e.mlp, torch.zeros(3, 28, 28), prepare=False),
         V,
         r"\(3, 28, 28\)",
     ),
@@ -156,7 +215,7 @@ CASES: list[tuple[str, Call, type[Exception], str]] = [
     # --- batches -----------------------------------------------------------------------------
     (
         "batch: wrong size",
-        lambda e: digitrec.predict(e.mlp, torch.zeros(4, 14, 14)),
+        lambda e: digitrec.predict(e.mlp, torch.zeros(4, 14, 14), prepare=False),
         V,
         r"\(1, 14, 14\)",
     ),
@@ -168,7 +227,7 @@ CASES: list[tuple[str, Call, type[Exception], str]] = [
     ),
     (
         "batch: cnn wrong channels",
-        lambda e: digitrec.predict_proba(e.cnn, torch.zeros(2, 3, 28, 28)),
+        lambda e: digitrec.predict_proba(e.cnn, torch.zeros(2, 3, 28, 28), prepare=False),
         V,
         r"\(3, 28, 28\).*\(1, 28, 28\)",
     ),
@@ -243,6 +302,112 @@ CASES: list[tuple[str, Call, type[Exception], str]] = [
         r"\(1, 28, 28\).*\(1, 32, 32\)",
     ),
     ("split: too large", lambda e: e.data.split(64), V, r"\[1, 63\] for 64 images, got 64"),
+    # --- image files (read_image, read_dicom, folders, CSV) ---------------------------------
+    ("read_image: empty bytes", lambda e: digitrec.read_image(b""), F, r"empty \(0 bytes\)"),
+    (
+        "read_image: missing file",
+        lambda e: digitrec.read_image(e.folder / "absent.png"),
+        N,
+        "no image file at",
+    ),
+    ("read_image: a folder", lambda e: digitrec.read_image(e.folder), F, "is a folder, expected"),
+    (
+        "read_image: not an image",
+        lambda e: digitrec.read_image(b"hello, world"),
+        F,
+        "is not a PNG, JPEG, BMP, TIFF, WebP, .npy or DICOM image",
+    ),
+    (
+        "read_image: decompression bomb",
+        lambda e: digitrec.read_image(_png_declaring(100_000, 100_000)),
+        F,
+        "too large to decode safely|more than max_pixels",
+    ),
+    (
+        "read_image: above max_pixels",
+        lambda e: digitrec.read_image(_png_declaring(9000, 9000)),
+        F,
+        "more than max_pixels=64,000,000",
+    ),
+    (
+        "read_image: truncated PNG",
+        lambda e: digitrec.read_image(_png_bytes()[:2000]),
+        F,
+        r"cannot be decoded \(truncated or corrupt\?\)|corrupt image header",
+    ),
+    (
+        "read_image: int32 npy",
+        lambda e: digitrec.read_image(_npy_bytes(np.zeros((4, 4), np.int32))),
+        F,
+        "must hold uint8, uint16 or float pixels",
+    ),
+    (
+        "read_image: npy above 1",
+        lambda e: digitrec.read_image(_npy_bytes(np.full((4, 4), 2.0))),
+        F,
+        r"must lie in \[0, 1\]",
+    ),
+    (
+        "read_image: bad mode",
+        lambda e: digitrec.read_image(_png_bytes(), mode="grey"),  # type: ignore[arg-type]
+        V,
+        "mode must be 'gray', 'rgb' or None",
+    ),
+    ("read_image: not a path", lambda e: digitrec.read_image(42), T, "source must be a path"),  # type: ignore[arg-type]
+    (
+        "read_dicom: no pixel data",
+        lambda e: digitrec.read_dicom(_dicom_without_pixels(e.folder)),
+        F,
+        "has no pixel data",
+    ),
+    (
+        "read_dicom: bad window",
+        lambda e: digitrec.read_dicom(_dicom_without_pixels(e.folder), window=(40, 0)),
+        V,
+        r"window must be a finite \(center, width\)",
+    ),
+    (
+        "from_folder: missing",
+        lambda e: digitrec.ImageDataset.from_folder(e.folder / "absent"),
+        N,
+        "no folder at",
+    ),
+    (
+        "from_folder: no class folders",
+        lambda e: digitrec.ImageDataset.from_folder(_flat_folder(e.folder)),
+        F,
+        "has no class folders",
+    ),
+    (
+        "from_csv: missing column",
+        lambda e: digitrec.ImageDataset.from_csv(_csv(e.folder, "path,label\na.png,1\n")),
+        F,
+        "has no column 'file'",
+    ),
+    (
+        "from_folder: bad size",
+        lambda e: digitrec.ImageDataset.from_folder(e.folder, size=0),
+        V,
+        "size must be None, a positive integer",
+    ),
+    (
+        "prepare_digits: 4 channels",
+        lambda e: digitrec.prepare_digits(torch.zeros(2, 4, 28, 28)),
+        V,
+        "channels",
+    ),
+    (
+        "predict: prepare not a bool",
+        lambda e: digitrec.predict(e.mlp, torch.zeros(1, 28, 28), prepare="yes"),  # type: ignore[arg-type]
+        V,
+        "prepare must be True, False or None",
+    ),
+    (
+        "pretrained: unknown name",
+        lambda e: digitrec.pretrained("mnist-resnet"),  # type: ignore[arg-type]
+        V,
+        "name must be one of",
+    ),
     # --- settings ------------------------------------------------------------------------------
     (
         "trainer: epochs 0",

@@ -197,7 +197,7 @@ def test_abstention_extremes(
 @pytest.mark.parametrize("threshold", [-0.1, 1.5, float("nan"), "high", True])
 def test_abstention_rejects_bad_thresholds(threshold: object) -> None:
     with pytest.raises(
-        digitrec.InvalidInputError, match=r"min_confidence must be a number in \[0, 1\]"
+        digitrec.InvalidInputError, match=r"min_confidence must be a finite number in \[0, 1\]"
     ):
         digitrec.predict_or_abstain(
             _shared_model(), torch.zeros(2, 28, 28), min_confidence=threshold

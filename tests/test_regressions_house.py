@@ -86,25 +86,35 @@ def test_resume_under_another_world_size_is_refused(
         again.fit(small[:640], resume_from=path)
 
 
-def test_fit_does_not_join_a_process_group_it_was_not_given(
-    small: digitrec.ImageDataset, tmp_path: Path
-) -> None:
+def _train_in_a_group(rank: int, folder: str, distributed: bool | None) -> None:
     import torch.distributed as dist
 
     dist.init_process_group(
-        "gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1
+        "gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=2
     )
     try:
-        model = digitrec.DigitClassifier(seed=0)
-        trainer = digitrec.Trainer(model, epochs=1, progress=False)
-        trainer.fit(small[:256])
-        # Alone, the fused step runs (DDP would have taken the autograd step).
-        assert isinstance(trainer._run.update, _engine.FusedMLPStep)  # type: ignore[union-attr]
-        joined = digitrec.Trainer(model, epochs=1, progress=False, distributed=True)
-        joined.fit(small[:256])
-        assert isinstance(joined._run.update, _engine.AutogradStep)  # type: ignore[union-attr]
+        data = digitrec.load_mnist("test")[:256]
+        trainer = digitrec.Trainer(
+            digitrec.DigitClassifier(seed=0), epochs=1, progress=False, distributed=distributed
+        )
+        trainer.fit(data)
+        Path(folder, f"rank{rank}").write_text(str(trainer.world_size))
     finally:
         dist.destroy_process_group()
+
+
+@pytest.mark.parametrize(("distributed", "world_size"), [(None, "1"), (True, "2")])
+def test_fit_joins_a_process_group_only_when_asked(
+    tmp_path: Path, distributed: bool | None, world_size: str
+) -> None:
+    import torch.multiprocessing as mp
+
+    mp.spawn(_train_in_a_group, args=(str(tmp_path), distributed), nprocs=2)
+    assert [(tmp_path / f"rank{r}").read_text() for r in (0, 1)] == [world_size] * 2
+
+
+def test_distributed_true_needs_a_group(small: digitrec.ImageDataset) -> None:
+    model = digitrec.DigitClassifier(seed=0)
     with pytest.raises(digitrec.InvalidInputError, match="distributed=True needs"):
         digitrec.Trainer(model, epochs=1, progress=False, distributed=True).fit(small[:256])
 
@@ -153,12 +163,16 @@ def test_threads_with_eval_models_do_not_wait_for_each_other() -> None:
     second.eval()
     inside, release = threading.Event(), threading.Event()
 
+    blocker: list[threading.Thread] = []
+
     def block(*_: object) -> None:
-        inside.set()
-        assert release.wait(10)
+        if threading.current_thread() in blocker:
+            inside.set()
+            assert release.wait(10)
 
     handle = first.network[1].register_forward_hook(block)
     blocked = threading.Thread(target=digitrec.predict, args=(first, torch.zeros(1, 28, 28)))
+    blocker.append(blocked)
     blocked.start()
     assert inside.wait(10)
     done: list[int] = []
@@ -196,7 +210,7 @@ def test_deeply_nested_header_is_a_checkpoint_error(tmp_path: Path) -> None:
     deep = _model_file_with_header(tmp_path / "deep.safetensors", "[" * 100_000 + "]" * 100_000)
     with pytest.raises(digitrec.CheckpointError, match="unreadable digitrec header"):
         digitrec.load(deep)
-    nested = "{" + '"a": [' * 200 + "1" + "]" * 200 + "}"
+    nested = '{"a": ' + "[" * 200 + "1" + "]" * 200 + "}"
     middle = _model_file_with_header(tmp_path / "middle.safetensors", nested)
     with pytest.raises(digitrec.CheckpointError, match="nested more than"):
         digitrec.read_metadata(middle)
@@ -206,9 +220,10 @@ def test_deeply_nested_header_is_a_checkpoint_error(tmp_path: Path) -> None:
 def test_load_refuses_a_temperature_that_is_not_positive(
     tmp_path: Path, temperature: float
 ) -> None:
-    model = digitrec.DigitClassifier(seed=0)
-    model.temperature.fill_(temperature)
-    path = digitrec.save(model, tmp_path / "t.safetensors")
+    path = digitrec.save(digitrec.DigitClassifier(seed=0), tmp_path / "t.safetensors")
+    tensors, header = tensorfile.read_file(path, "model file")
+    tensors["temperature"] = torch.tensor(temperature)
+    path.write_bytes(tensorfile.tensors_to_bytes(tensors, header))
     with pytest.raises(digitrec.CheckpointError, match="temperature"):
         digitrec.load(path)
 

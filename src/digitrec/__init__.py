@@ -27,7 +27,15 @@ from .errors import (
 )
 from .evaluation import AccuracyResult, ClassificationReport, calibrate, evaluate, evaluate_accuracy
 from .exporting import export
-from .inference import ABSTAINED, get_predicted_label, predict, predict_or_abstain, predict_proba
+from .inference import (
+    ABSTAINED,
+    Prediction,
+    classify,
+    get_predicted_label,
+    predict,
+    predict_or_abstain,
+    predict_proba,
+)
 from .io import read_dicom, read_image
 from .models import (
     MNIST_MEAN,
@@ -37,9 +45,11 @@ from .models import (
     DigitClassifier,
     ModelConfig,
     load,
+    pretrained,
     read_metadata,
     save,
 )
+from .preprocessing import ResizeMode, prepare_digits, resize_images
 from .training import (
     RECIPES,
     TRAINING_FORMAT,
@@ -86,10 +96,13 @@ __all__ = [
     "MissingDependencyError",
     "ModelConfig",
     "OptimizerName",
+    "Prediction",
+    "ResizeMode",
     "TrainConfig",
     "Trainer",
     "__version__",
     "calibrate",
+    "classify",
     "dataset_sha256",
     "evaluate",
     "evaluate_accuracy",
@@ -101,8 +114,11 @@ __all__ = [
     "predict",
     "predict_or_abstain",
     "predict_proba",
+    "pretrained",
+    "prepare_digits",
     "read_dicom",
     "read_image",
     "read_metadata",
+    "resize_images",
     "save",
 ]

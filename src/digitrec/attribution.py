@@ -1,4 +1,4 @@
-"""Attributions (:func:`explain`): which pixels made a :class:`~digitrec.DigitClassifier` decide as it did.
+"""Attributions (:func:`explain`): which pixels made a classifier decide as it did.
 
 Needs the ``explain`` extra (`Captum <https://captum.ai>`_), imported only when
 :func:`explain` runs, so ``import digitrec`` works without it.

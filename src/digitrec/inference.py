@@ -8,19 +8,27 @@ server all predict through these functions.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from . import _images
 from ._checks import check_number, check_positive_int
 from ._device import DeviceLike
+from ._model_inputs import model_batch, model_image
 from ._runtime import eval_mode, model_device, move_to
-from .data import ImageDataset
 from .models import DigitClassifier
-from .models._validate import check_image_shape, check_model
+from .models._validate import check_model
 
-__all__ = ["ABSTAINED", "get_predicted_label", "predict", "predict_or_abstain", "predict_proba"]
+__all__ = [
+    "ABSTAINED",
+    "Prediction",
+    "classify",
+    "get_predicted_label",
+    "predict",
+    "predict_or_abstain",
+    "predict_proba",
+]
 
 #: The label :func:`predict_or_abstain` gives an image it is not confident about.
 ABSTAINED = -1
@@ -44,11 +52,10 @@ def logits_in_batches(
 
 
 def _batch_logits(
-    model: Any, images: Any, device: DeviceLike | None, batch_size: int
+    model: Any, images: Any, device: DeviceLike | None, batch_size: int, prepare: bool | None
 ) -> torch.Tensor:
     checked = check_model(model)
-    batch = images.images if isinstance(images, ImageDataset) else _images.as_image_batch(images)
-    check_image_shape(checked, tuple(batch.shape[1:]), "images")
+    batch = model_batch(checked, images, prepare)
     size = check_positive_int(batch_size, "batch_size")
     return logits_in_batches(checked, batch, model_device(checked, device), size)
 
@@ -59,17 +66,24 @@ def predict_proba(
     *,
     device: DeviceLike | None = None,
     batch_size: int = _DEFAULT_BATCH_SIZE,
+    prepare: bool | None = None,
 ) -> torch.Tensor:
     """Return class probabilities for a batch of images.
 
     Args:
         model: The classifier; it is moved to ``device`` if one is given.
-        images: An :class:`~digitrec.ImageDataset`, or a tensor or numpy array of
+        images: An :class:`~digitrec.ImageDataset`; a tensor or numpy array of
             shape ``(N, H, W)``, ``(N, C, H, W)`` or ``(N, H, W, C)`` holding ``uint8``
-            (0-255) or float (0-1) pixels.
+            (0-255) or float (0-1) pixels; or a list of single images of any size
+            (arrays, tensors, PIL images, or files as paths or bytes).
         device: Where to compute: ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"``;
             ``None`` (the default) computes where the model's weights are.
         batch_size: Images per forward pass.
+        prepare: Bring raw images to the model as its metadata says (digit
+            models: :func:`~digitrec.prepare_digits`; others: resized with
+            padding). ``None`` (the default) prepares files and images that do
+            not already have the model's input shape; ``True`` prepares
+            everything; ``False`` nothing.
 
     Returns:
         ``float32`` CPU tensor of shape ``(N, num_classes)``; each row sums to 1.
@@ -85,7 +99,7 @@ def predict_proba(
         >>> probs.shape, bool(torch.allclose(probs.sum(1), torch.ones(3)))
         (torch.Size([3, 10]), True)
     """
-    logits = _batch_logits(model, images, device, batch_size)
+    logits = _batch_logits(model, images, device, batch_size, prepare)
     return torch.softmax(logits / float(model.temperature), dim=1)
 
 
@@ -95,6 +109,7 @@ def predict(
     *,
     device: DeviceLike | None = None,
     batch_size: int = _DEFAULT_BATCH_SIZE,
+    prepare: bool | None = None,
 ) -> torch.Tensor:
     """Return the predicted class index for each image of a batch.
 
@@ -108,7 +123,7 @@ def predict(
         >>> digitrec.predict(model, torch.zeros(3, 1, 28, 28, dtype=torch.uint8)).shape
         torch.Size([3])
     """
-    return _batch_logits(model, images, device, batch_size).argmax(dim=1)
+    return _batch_logits(model, images, device, batch_size, prepare).argmax(dim=1)
 
 
 def predict_or_abstain(
@@ -118,6 +133,7 @@ def predict_or_abstain(
     min_confidence: float,
     device: DeviceLike | None = None,
     batch_size: int = _DEFAULT_BATCH_SIZE,
+    prepare: bool | None = None,
 ) -> torch.Tensor:
     """Predict each image's class, or abstain where the model is not confident enough.
 
@@ -133,6 +149,7 @@ def predict_or_abstain(
         min_confidence: The probability a prediction needs, in ``[0, 1]``.
         device: Where to compute; ``None`` computes where the model's weights are.
         batch_size: Images per forward pass.
+        prepare: As for :func:`predict_proba`.
 
     Returns:
         ``int64`` CPU tensor of shape ``(N,)``: class indices, or ``ABSTAINED``.
@@ -148,22 +165,34 @@ def predict_or_abstain(
         [-1, -1, -1, -1]
     """
     check_number(min_confidence, "min_confidence", low=0.0, high=1.0)
-    probabilities = predict_proba(model, images, device=device, batch_size=batch_size)
+    probabilities = predict_proba(
+        model, images, device=device, batch_size=batch_size, prepare=prepare
+    )
     confidence, labels = probabilities.max(dim=1)
     return torch.where(confidence >= min_confidence, labels, torch.full_like(labels, ABSTAINED))
 
 
 def get_predicted_label(
-    model: DigitClassifier, image: Any, *, device: DeviceLike | None = None
+    model: DigitClassifier,
+    image: Any,
+    *,
+    device: DeviceLike | None = None,
+    prepare: bool | None = None,
 ) -> int:
     """Return the predicted class index of one image.
 
     Args:
         model: The classifier; it is moved to ``device`` if one is given.
         image: A tensor or numpy array of shape ``(H, W)``, ``(C, H, W)`` or
-            ``(H, W, C)`` with ``uint8`` (0-255) or float (0-1) pixels, or a PIL
-            image (converted to the model's number of channels).
+            ``(H, W, C)`` with ``uint8`` (0-255) or float (0-1) pixels, a PIL
+            image, or an image file (path or bytes, anything
+            :func:`~digitrec.read_image` reads), of any size.
         device: Where to compute; ``None`` computes where the model's weights are.
+        prepare: Bring raw images to the model as its metadata says (digit
+            models: :func:`~digitrec.prepare_digits`; others: resized with
+            padding). ``None`` (the default) prepares files and images that do
+            not already have the model's input shape; ``True`` prepares
+            everything; ``False`` nothing.
 
     Returns:
         The class index, a Python ``int``.
@@ -179,7 +208,103 @@ def get_predicted_label(
         True
     """
     model = check_model(model)
-    batch = _images.as_single_image(image, model.input_shape[0])
-    check_image_shape(model, tuple(batch.shape[1:]), "image")
+    batch = model_image(model, image, prepare)
     logits = logits_in_batches(model, batch, model_device(model, device), 1)
     return int(logits.argmax(dim=1).item())
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's answer from :func:`classify`: the class, its probabilities, and trust.
+
+    Attributes:
+        class_index: The predicted class.
+        label: Its name (the model's class name, or the index as a string).
+        probabilities: Every class's probability, calibrated where the model is.
+        confidence: The predicted class's probability.
+        out_of_distribution: Whether the image is unlike the training data, by the
+            model's fitted statistics (:func:`~digitrec.fit_ood`); ``None`` when the
+            model has none.
+
+    Example:
+        >>> answer = digitrec.Prediction(1, "1", (0.1, 0.9), 0.9, None)
+        >>> answer.label, answer.confidence
+        ('1', 0.9)
+    """
+
+    class_index: int
+    label: str
+    probabilities: tuple[float, ...]
+    confidence: float
+    out_of_distribution: bool | None
+
+
+def classify(
+    model: DigitClassifier,
+    images: Any,
+    *,
+    device: DeviceLike | None = None,
+    batch_size: int = _DEFAULT_BATCH_SIZE,
+    prepare: bool | None = None,
+) -> list[Prediction]:
+    """Label raw images the way the command line and the server do: one answer each.
+
+    Images take the library's one road: read (files or bytes), prepared as the
+    model's metadata says, predicted, and checked against the model's
+    out-of-distribution statistics when it has them.
+
+    Args:
+        model: The classifier.
+        images: As for :func:`predict_proba`: a batch, a data set, or a list of
+            single images or image files of any size.
+        device: Where to compute; ``None`` computes where the model's weights are.
+        batch_size: Images per forward pass.
+        prepare: As for :func:`predict_proba`.
+
+    Returns:
+        One :class:`Prediction` per image, in order.
+
+    Raises:
+        InvalidInputError: If an image cannot be brought to the model's input.
+        DataFileError: If an image file cannot be read.
+
+    Example:
+        >>> model = digitrec.DigitClassifier(seed=0, class_names=list("abcdefghij"))
+        >>> [answer] = digitrec.classify(model, [torch.zeros(40, 30)])
+        >>> answer.label in "abcdefghij", len(answer.probabilities)
+        (True, 10)
+    """
+    checked = check_model(model)
+    batch = model_batch(checked, images, prepare)
+    size = check_positive_int(batch_size, "batch_size")
+    target = model_device(checked, device)
+    logits = logits_in_batches(checked, batch, target, size)
+    probabilities = torch.softmax(logits / float(checked.temperature), dim=1)
+    unusual = _out_of_distribution(checked, batch, target, size)
+    names = checked.class_names or tuple(str(index) for index in range(checked.num_classes))
+    confidence, indices = probabilities.max(dim=1)
+    return [
+        Prediction(
+            class_index=int(index),
+            label=names[int(index)],
+            probabilities=tuple(float(p) for p in row),
+            confidence=float(top),
+            out_of_distribution=None if unusual is None else bool(unusual[position]),
+        )
+        for position, (index, top, row) in enumerate(
+            zip(indices, confidence, probabilities, strict=True)
+        )
+    ]
+
+
+def _out_of_distribution(
+    model: DigitClassifier, batch: torch.Tensor, device: torch.device, batch_size: int
+) -> torch.Tensor | None:
+    """Whether each image scores above the model's fitted threshold; ``None`` without one."""
+    detector = getattr(model, "ood", None)
+    if detector is None:
+        return None
+    from .models.ood import ood_scores
+
+    scores = ood_scores(model, batch, device=device, batch_size=batch_size)
+    return scores > detector.threshold

@@ -38,7 +38,10 @@ def examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
-def add_device(parser: argparse.ArgumentParser) -> None:
+def add_device(parser: argparse.ArgumentParser, default: str | None = "cpu") -> None:
+    """Add ``--device``; a ``None`` default computes where the model is loaded (the CPU)."""
     parser.add_argument(
-        "--device", default="cpu", help=f"where to compute: {_DEVICE_HELP} (default: %(default)s)"
+        "--device",
+        default=default,
+        help=f"where to compute: {_DEVICE_HELP} (default: {default or 'cpu'})",
     )

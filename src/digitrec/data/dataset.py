@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -13,37 +11,17 @@ import torch
 
 from .. import _images
 from .._checks import check_int
-from ..errors import DataFileError, InvalidInputError, InvalidTypeError
-from ..io.idx import read_idx
-from ..io.npz import NPZ_SPLITS, read_npz_split
+from ..errors import InvalidInputError, InvalidTypeError
+from ._readers import FileConstructors, labels_tensor
 
-__all__ = ["ImageDataset", "dataset_sha256"]
+__all__ = ["Framing", "ImageDataset", "dataset_sha256"]
 
-
-def _labels_tensor(labels: Any) -> torch.Tensor:
-    tensor: torch.Tensor
-    if isinstance(labels, np.ndarray):
-        if labels.dtype == object:
-            raise InvalidTypeError("labels must hold integers, got a numpy array of dtype object")
-        tensor = torch.from_numpy(np.array(labels, dtype=labels.dtype.newbyteorder("="), copy=True))
-    elif isinstance(labels, torch.Tensor):
-        tensor = labels.detach().cpu()
-    else:
-        raise InvalidTypeError(
-            f"labels must be a torch.Tensor or numpy.ndarray, got {type(labels).__name__}"
-        )
-    if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
-        raise InvalidTypeError(f"labels must be integers, got dtype {tensor.dtype}")
-    if tensor.dim() == 2 and tensor.shape[1] == 1:
-        tensor = tensor[:, 0]
-    if tensor.dim() != 1:
-        raise InvalidInputError(
-            f"labels must have shape (N,) or (N, 1), got shape {tuple(tensor.shape)}"
-        )
-    return tensor.to(torch.int64).contiguous()
+#: How a data set's images are framed: ``"mnist"`` is MNIST's (white digits on
+#: black, fitted to 20x20 and centred by centre of mass in 28x28).
+Framing = Literal["mnist"]
 
 
-class ImageDataset:
+class ImageDataset(FileConstructors):
     """Images and their integer labels, held in memory as tensors.
 
     Images are ``uint8`` pixels in ``(N, C, H, W)`` layout with ``C`` 1 or 3, labels
@@ -71,7 +49,7 @@ class ImageDataset:
         (4, (1, 28, 28), 3)
     """
 
-    __slots__ = ("_class_names", "_images", "_labels")
+    __slots__ = ("_class_names", "_framing", "_images", "_labels")
 
     def __init__(
         self,
@@ -112,6 +90,7 @@ class ImageDataset:
         self._images = images
         self._labels = labels
         self._class_names = names
+        self._framing: Framing | None = None
 
     @classmethod
     def from_arrays(
@@ -147,104 +126,20 @@ class ImageDataset:
             (torch.uint8, (1, 28, 28), ('no', 'yes'))
         """
         batch = _images.to_uint8(_images.as_image_batch(images, "images")).cpu()
-        return cls(batch, _labels_tensor(labels), class_names)
+        return cls(batch, labels_tensor(labels), class_names)
 
-    @classmethod
-    def from_idx(
-        cls,
-        images_path: str | os.PathLike[str],
-        labels_path: str | os.PathLike[str],
-        *,
-        class_names: Sequence[str] | None = None,
-    ) -> ImageDataset:
-        """Read a pair of IDX files (MNIST, Fashion-MNIST, EMNIST and kin), gzipped or not.
+    @property
+    def framing(self) -> Framing | None:
+        """``"mnist"`` for digits in MNIST's framing (bundled MNIST), else ``None``.
 
-        Args:
-            images_path: IDX file of ``uint8`` images, shape ``(N, H, W)``.
-            labels_path: IDX file of integer labels, shape ``(N,)``.
-            class_names: Optional names of the classes, in label order.
-
-        Returns:
-            The data set.
-
-        Raises:
-            DataNotFoundError: If a file does not exist.
-            DataFileError: If a file is not a well-formed IDX file.
-            InvalidInputError: If the two files do not describe the same images.
+        A model trained on such data records that raw inputs are to be prepared as
+        digits (:func:`~digitrec.prepare_digits`) before it sees them.
 
         Example:
-            >>> from importlib.resources import files
-            >>> root = files("digitrec") / "_data"  # the bundled MNIST; any IDX pair works
-            >>> data = digitrec.ImageDataset.from_idx(
-            ...     root / "t10k-images-idx3-ubyte.gz", root / "t10k-labels-idx1-ubyte.gz")
-            >>> len(data)
-            10000
+            >>> digitrec.load_mnist("test")[:10].framing
+            'mnist'
         """
-        images = read_idx(Path(images_path))
-        labels = read_idx(Path(labels_path))
-        return cls._from_idx_arrays(images, labels, str(images_path), class_names)
-
-    @classmethod
-    def from_npz(
-        cls,
-        path: str | os.PathLike[str],
-        split: Literal["train", "val", "test"],
-        *,
-        class_names: Sequence[str] | None = None,
-    ) -> ImageDataset:
-        """Read one split of a MedMNIST-style ``.npz`` file.
-
-        The file holds ``{split}_images`` (``(N, H, W)`` grayscale or ``(N, H, W, 3)``
-        RGB, ``uint8``) and ``{split}_labels`` (``(N, 1)`` or ``(N,)`` integers), as
-        MedMNIST ships them. Nothing is unpickled: object arrays are refused.
-
-        Args:
-            path: The ``.npz`` file, e.g. ``pneumoniamnist.npz`` from the medmnist package.
-            split: ``"train"``, ``"val"`` or ``"test"``.
-            class_names: Optional names of the classes, in label order.
-
-        Returns:
-            The split as a data set.
-
-        Raises:
-            InvalidInputError: For an unknown split name.
-            DataNotFoundError: If the file does not exist.
-            DataFileError: If the file is not a readable ``.npz``, lacks the split's
-                arrays, or holds object arrays.
-
-        Example:
-            >>> import numpy as np, tempfile, os
-            >>> path = os.path.join(tempfile.mkdtemp(), "tiny.npz")
-            >>> np.savez(path, test_images=np.zeros((3, 28, 28), np.uint8),
-            ...          test_labels=np.array([[0], [1], [1]]))
-            >>> data = digitrec.ImageDataset.from_npz(path, "test", class_names=["normal", "ill"])
-            >>> len(data), data.labels.tolist()
-            (3, [0, 1, 1])
-        """
-        if split not in NPZ_SPLITS:
-            raise InvalidInputError(f"split must be one of {NPZ_SPLITS}, got {split!r}")
-        images, labels = read_npz_split(Path(path), split)
-        return cls.from_arrays(images, labels, class_names=class_names)
-
-    @classmethod
-    def _from_idx_arrays(
-        cls,
-        images: np.ndarray[Any, Any],
-        labels: np.ndarray[Any, Any],
-        source: str,
-        class_names: Sequence[str] | None,
-    ) -> ImageDataset:
-        if images.ndim != 3 or images.dtype != np.uint8:
-            raise DataFileError(
-                f"{source!r} must hold uint8 images of shape (N, H, W), "
-                f"got {images.dtype} of shape {images.shape}"
-            )
-        if labels.shape[0] != images.shape[0]:
-            raise InvalidInputError(
-                f"the images file holds {images.shape[0]} images but the labels file "
-                f"{labels.shape[0]} labels"
-            )
-        return cls(torch.from_numpy(images).unsqueeze(1), _labels_tensor(labels), class_names)
+        return self._framing
 
     @property
     def images(self) -> torch.Tensor:
@@ -297,7 +192,9 @@ class ImageDataset:
             selected = torch.as_tensor(index)
             if selected.dtype != torch.bool:
                 selected = selected.to(torch.int64)
-        return ImageDataset(self._images[selected], self._labels[selected], self._class_names)
+        part = ImageDataset(self._images[selected], self._labels[selected], self._class_names)
+        part._framing = self._framing
+        return part
 
     def split(
         self, val_size: float | int = 0.1, *, seed: int = 0

@@ -126,7 +126,9 @@ def load_mnist(
         for name in names:
             with resources.as_file(bundled / f"{name}.gz") as path:
                 arrays.append(_read_verified(path, name, bundled=True))
-        return ImageDataset._from_idx_arrays(arrays[0], arrays[1], "bundled MNIST", MNIST_CLASSES)
+        data = ImageDataset._from_idx_arrays(arrays[0], arrays[1], "bundled MNIST", MNIST_CLASSES)
+        data._framing = "mnist"
+        return data
 
     folder = Path(root).expanduser()
     if download and not all(_find_mnist_file(folder, name) for name in names):
@@ -145,4 +147,6 @@ def load_mnist(
     images, labels = (
         _read_verified(path, name, bundled=False) for path, name in zip(paths, names, strict=True)
     )
-    return ImageDataset._from_idx_arrays(images, labels, str(paths[0]), MNIST_CLASSES)
+    data = ImageDataset._from_idx_arrays(images, labels, str(paths[0]), MNIST_CLASSES)
+    data._framing = "mnist"
+    return data

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 from .._checks import check_positive_int
 from .._device import DeviceLike
+from .._model_inputs import model_batch
 from .._runtime import model_device
 from ..data import ImageDataset
 from ..inference import logits_in_batches
 from ..models import DigitClassifier
-from ..models._validate import check_labelled_data, check_model
+from ..models._validate import check_labels, check_model
 
 __all__ = ["AccuracyResult", "evaluate_accuracy"]
 
@@ -55,6 +56,7 @@ def evaluate_accuracy(
     *,
     device: DeviceLike | None = None,
     batch_size: int = 1024,
+    prepare: bool | None = None,
 ) -> AccuracyResult:
     """Count how many images of ``data`` the model labels correctly.
 
@@ -65,6 +67,9 @@ def evaluate_accuracy(
         device: Where to compute: ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"``;
             ``None`` (the default) computes where the model's weights are.
         batch_size: Images per forward pass.
+        prepare: Bring images of another size than the model's input to it as the
+            model's metadata says (see :func:`~digitrec.predict_proba`); ``None``
+            prepares only images that do not fit, ``False`` refuses them.
 
     Returns:
         The number tested and the number correct; ``str()`` gives the notebook's summary.
@@ -80,8 +85,9 @@ def evaluate_accuracy(
         (100, True)
     """
     model = check_model(model)
-    data = check_labelled_data(model, data)
+    data = check_labels(model, data)
+    images = model_batch(model, data, prepare, "data images")
     size = check_positive_int(batch_size, "batch_size")
-    logits = logits_in_batches(model, data.images, model_device(model, device), size)
+    logits = logits_in_batches(model, images, model_device(model, device), size)
     correct = int((logits.argmax(dim=1) == data.labels).sum())
     return AccuracyResult(total=len(data), correct=correct)

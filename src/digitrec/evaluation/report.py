@@ -12,11 +12,12 @@ import torch.nn.functional as F
 
 from .._checks import check_positive_int
 from .._device import DeviceLike
+from .._model_inputs import model_batch
 from .._runtime import model_device
 from ..data import ImageDataset
 from ..inference import logits_in_batches
 from ..models import DigitClassifier
-from ..models._validate import check_labelled_data, check_model
+from ..models._validate import check_labels, check_model
 
 __all__ = ["ClassificationReport", "evaluate"]
 
@@ -188,6 +189,7 @@ def evaluate(
     *,
     device: DeviceLike | None = None,
     batch_size: int = 1024,
+    prepare: bool | None = None,
 ) -> ClassificationReport:
     """Measure everything a clinical reader asks for: per-class rates, AUROC, calibration.
 
@@ -199,6 +201,9 @@ def evaluate(
         data: Labelled images that fit the model.
         device: Where to compute the predictions; ``None``: where the model is.
         batch_size: Images per forward pass.
+        prepare: Bring images of another size than the model's input to it as the
+            model's metadata says (see :func:`~digitrec.predict_proba`); ``None``
+            prepares only images that do not fit, ``False`` refuses them.
 
     Returns:
         The :class:`ClassificationReport`; ``print(report)`` gives a table.
@@ -217,9 +222,10 @@ def evaluate(
     from torchmetrics.functional import classification as metrics
 
     model = check_model(model)
-    data = check_labelled_data(model, data)
+    data = check_labels(model, data)
+    images = model_batch(model, data, prepare, "data images")
     size = check_positive_int(batch_size, "batch_size")
-    logits = logits_in_batches(model, data.images, model_device(model, device), size).double()
+    logits = logits_in_batches(model, images, model_device(model, device), size).double()
     temperature = float(model.temperature)
     log_probs = torch.log_softmax(logits / temperature, dim=1)
     probs = log_probs.exp()

@@ -25,6 +25,13 @@ def check_image_shape(model: DigitClassifier, shape: tuple[int, ...], what: str)
 
 def check_labelled_data(model: DigitClassifier, data: object, what: str = "data") -> ImageDataset:
     """Check that ``data`` is a non-empty data set whose images and labels fit ``model``."""
+    checked = check_labels(model, data, what)
+    check_image_shape(model, checked.image_shape, f"{what} images")
+    return checked
+
+
+def check_labels(model: DigitClassifier, data: object, what: str = "data") -> ImageDataset:
+    """Check that ``data`` is a non-empty data set whose labels fit ``model``."""
     if not isinstance(data, ImageDataset):
         raise InvalidTypeError(
             f"{what} must be a digitrec.ImageDataset, got {type(data).__name__}; "
@@ -32,7 +39,6 @@ def check_labelled_data(model: DigitClassifier, data: object, what: str = "data"
         )
     if len(data) == 0:
         raise InvalidInputError(f"{what} holds no images")
-    check_image_shape(model, data.image_shape, f"{what} images")
     largest = int(data.labels.max())
     if largest >= model.num_classes:
         raise InvalidInputError(

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidInputError, InvalidTypeError
-from .config import MNIST_MEAN, MNIST_STD, Architecture, ModelConfig
+from .config import MNIST_MEAN, MNIST_STD, Architecture, ModelConfig, Preparation
 from .networks import BUILDERS
 
 __all__ = ["DigitClassifier"]
@@ -45,6 +45,9 @@ class DigitClassifier(nn.Module):
         std: Pixel standard deviation on the 0-1 scale, one value or one per channel.
         class_names: Optional names of the classes, in label order; carried in the
             config (and so in checkpoints) for reports and plots.
+        prepare: How raw images are brought to the input: ``"digits"`` (MNIST's
+            framing, for digit models), ``"resize"``, or ``None`` to let training
+            decide from its data (see :class:`ModelConfig`).
         seed: If given, initialise the weights from this seed without touching
             torch's global random state; otherwise use the global state, as
             torch modules do.
@@ -73,6 +76,7 @@ class DigitClassifier(nn.Module):
         mean: float | Sequence[float] = MNIST_MEAN,
         std: float | Sequence[float] = MNIST_STD,
         class_names: Sequence[str] | None = None,
+        prepare: Preparation | None = None,
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -83,6 +87,7 @@ class DigitClassifier(nn.Module):
             mean=_as_tuple(mean),
             std=_as_tuple(std),
             class_names=None if class_names is None else tuple(class_names),
+            prepare=prepare,
         )
         self._config = config
         if seed is None:
@@ -130,6 +135,7 @@ class DigitClassifier(nn.Module):
             mean=config.mean,
             std=config.std,
             class_names=config.class_names,
+            prepare=config.prepare,
             seed=seed,
         )
 

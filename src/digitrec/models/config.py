@@ -9,7 +9,10 @@ from typing import Any, Literal, get_args
 
 from ..errors import InvalidInputError, InvalidTypeError
 
-__all__ = ["MNIST_MEAN", "MNIST_STD", "Architecture", "ModelConfig"]
+__all__ = ["MNIST_MEAN", "MNIST_STD", "Architecture", "ModelConfig", "Preparation"]
+
+#: How a model's raw inputs are prepared: as digits in MNIST's framing, or resized.
+Preparation = Literal["digits", "resize"]
 
 Architecture = Literal["mlp", "cnn"]
 _ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
@@ -32,6 +35,12 @@ class ModelConfig:
         mean: Per-channel pixel mean on the 0-1 scale (one value serves all channels).
         std: Per-channel pixel standard deviation on the 0-1 scale, each > 0.
         class_names: Optional names of the classes, in label order, one per class.
+        prepare: How raw images (files, photos, other sizes) are brought to the
+            model's input: ``"digits"`` with :func:`~digitrec.prepare_digits`
+            (MNIST's framing: polarity, cropping, centring), ``"resize"`` by
+            resizing with padding; ``None`` until training decides (``"digits"``
+            after training on bundled MNIST, ``"resize"`` otherwise), read as
+            ``"resize"``.
 
     Raises:
         InvalidInputError: If a value is out of range.
@@ -49,6 +58,7 @@ class ModelConfig:
     mean: tuple[float, ...] = MNIST_MEAN
     std: tuple[float, ...] = MNIST_STD
     class_names: tuple[str, ...] | None = None
+    prepare: Preparation | None = None
 
     def __post_init__(self) -> None:
         if self.arch not in _ARCHITECTURES:
@@ -90,6 +100,15 @@ class ModelConfig:
                     f"got {self.class_names!r}"
                 )
             object.__setattr__(self, "class_names", names)
+        if self.prepare is not None and self.prepare not in get_args(Preparation):
+            raise InvalidInputError(
+                f"prepare must be one of {get_args(Preparation)} or None, got {self.prepare!r}"
+            )
+
+    @property
+    def preparation(self) -> Preparation:
+        """What :attr:`prepare` means when predicting: ``None`` reads as ``"resize"``."""
+        return self.prepare or "resize"
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a JSON-compatible dict.

@@ -35,6 +35,18 @@ __all__ = ["MODEL_FORMAT", "load", "read_metadata", "save"]
 MODEL_FORMAT = "digitrec.model/1"
 
 
+def _saved_at() -> str:
+    # SOURCE_DATE_EPOCH (reproducible-builds.org) pins the time, so a seeded script
+    # writes the same bytes on every run.
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = (
+        datetime.fromtimestamp(int(epoch), timezone.utc)
+        if epoch and epoch.isdigit()
+        else datetime.now(timezone.utc)
+    )
+    return moment.isoformat(timespec="seconds")
+
+
 def save(
     model: DigitClassifier,
     path: str | os.PathLike[str],
@@ -71,7 +83,7 @@ def save(
         "config": model.config.to_dict(),
         "temperature": float(model.temperature),
         "versions": versions(),
-        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "saved_at": _saved_at(),
         "metadata": dict(metadata or {}),
     }
     try:

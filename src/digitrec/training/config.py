@@ -94,15 +94,15 @@ class TrainConfig:
         )
         check_bool(self.nesterov, "nesterov")
         check_bool(self.augment, "augment")
-        if self.optimizer != "sgd" and self.momentum:
-            raise InvalidInputError(
-                f"momentum applies to SGD only, got momentum={self.momentum} with optimizer="
-                f"{self.optimizer!r}; set Adam's first coefficient with betas=(beta1, beta2)"
-            )
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise InvalidInputError(
                 f"nesterov=True needs optimizer='sgd' with momentum > 0, got optimizer="
                 f"{self.optimizer!r} and momentum={self.momentum}"
+            )
+        if self.optimizer != "sgd" and self.momentum:
+            raise InvalidInputError(
+                f"momentum applies to SGD only, got momentum={self.momentum} with optimizer="
+                f"{self.optimizer!r}; set Adam's first coefficient with betas=(beta1, beta2)"
             )
         check_int(self.seed, "seed", minimum=0)
         if self.num_threads is not None:

@@ -30,6 +30,7 @@ from ..evaluation import evaluate_accuracy
 from ..io.atomic import write_atomically
 from ..models import DigitClassifier
 from ..models._validate import check_labelled_data, check_model
+from ..models.config import Preparation
 from . import _distributed
 from ._engine import (
     AutogradStep,
@@ -155,6 +156,9 @@ class Trainer:
             "num_threads": num_threads,
         }
         chosen = {key: value for key, value in overrides.items() if value is not None}
+        if chosen.get("optimizer", base.optimizer) != "sgd" and momentum is None:
+            # Momentum and Nesterov are SGD's: switching a recipe to Adam drops them.
+            chosen.update(momentum=0.0, nesterov=False)
         self.config: TrainConfig = replace(base, **chosen)
         if distributed is not None:
             check_bool(distributed, "distributed")
@@ -247,6 +251,11 @@ class Trainer:
         if val is not None:
             val = check_labelled_data(self.model, val, "val")
         config = self.config
+        if self.model.config.prepare is None:
+            # The model records how raw inputs are to reach it: digits trained in
+            # MNIST's framing expect raw digits prepared into it.
+            preparation: Preparation = "digits" if train.framing == "mnist" else "resize"
+            self.model._config = replace(self.model.config, prepare=preparation)
         self.rank, self.world_size, self.device = _distributed.join(self.device, self.distributed)
         model = self.model.to(self.device)
         images = train.images.to(self.device)
