@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 from .._checks import check_choice
 from ..errors import DataFileError, InvalidInputError
 from ..io import read_images
+from ..io.folders import _read_rows
 from ..preprocessing import ResizeMode, resize_images
 
 Color = Literal["gray", "rgb"]
@@ -42,8 +44,10 @@ def read_labelled_images(
     color: Color,
     on_error: OnError,
     progress: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return ``(uint8 images (N, C, H, W), int64 labels)`` of the files that could be read.
+) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Return ``(uint8 images (N, C, H, W), int64 labels, positions)`` of the files read.
+
+    ``positions`` are the indices into ``paths`` of the files that could be read.
 
     With ``on_error="skip"`` unreadable files are left out with a warning that
     counts and names them; otherwise one :class:`DataFileError` names them all.
@@ -60,8 +64,10 @@ def read_labelled_images(
             f"skipped {len(read.failures)} unreadable image file(s): {shown}{more}",
             stacklevel=3,
         )
-    kept = {path: label for path, label in zip(paths, labels, strict=True)}
-    kept_labels = [kept[path] for path in read.paths]
+    # read_images keeps the order of paths and leaves out only the failures.
+    failed = {path for path, _ in read.failures}
+    positions = [index for index, path in enumerate(paths) if Path(path).expanduser() not in failed]
+    kept_labels = [labels[index] for index in positions]
     if not read.images:
         raise DataFileError("no image could be read, so the data set would be empty")
     if target is None:
@@ -81,4 +87,26 @@ def read_labelled_images(
         ]
     )
     pixels = (batch * 255.0).round_().clamp_(0, 255).to(torch.uint8)
-    return pixels, torch.tensor(kept_labels, dtype=torch.int64)
+    return pixels, torch.tensor(kept_labels, dtype=torch.int64), positions
+
+
+def csv_column(
+    path: str | os.PathLike[str],
+    column: str,
+    *,
+    split_column: str | None,
+    split: str | None,
+) -> list[str]:
+    """Return one column of a CSV file, for the rows :func:`~digitrec.io.scan_csv` keeps."""
+    table = Path(os.fspath(path)).expanduser()
+    name = repr(str(table))
+    columns = [column] + ([split_column] if split_column is not None else [])
+    rows = _read_rows(table, name, columns)
+    values: list[str] = []
+    for line, row in rows:
+        if split_column is not None and row[split_column] != split:
+            continue
+        if not row[column]:
+            raise DataFileError(f"{name}, line {line}: the {column!r} column is empty")
+        values.append(row[column])
+    return values

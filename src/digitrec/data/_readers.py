@@ -15,7 +15,7 @@ from ..io.folders import scan_csv, scan_folder
 from ..io.idx import read_idx
 from ..io.npz import NPZ_SPLITS, read_npz_split
 from ..preprocessing import ResizeMode
-from ._from_files import Color, OnError, read_labelled_images
+from ._from_files import Color, OnError, csv_column, read_labelled_images
 
 _D = TypeVar("_D", bound="FileConstructors")
 
@@ -55,11 +55,18 @@ class FileConstructors:
             images: torch.Tensor,
             labels: torch.Tensor,
             class_names: Sequence[str] | None = None,
+            *,
+            groups: Any = None,
         ) -> None: ...
 
         @classmethod
         def from_arrays(
-            cls: type[_D], images: Any, labels: Any, *, class_names: Sequence[str] | None = None
+            cls: type[_D],
+            images: Any,
+            labels: Any,
+            *,
+            class_names: Sequence[str] | None = None,
+            groups: Any = None,
         ) -> _D: ...
 
     @classmethod
@@ -188,7 +195,7 @@ class FileConstructors:
             (('cat', 'dog'), (1, 16, 16), [0, 1])
         """
         listed = scan_folder(root)
-        images, labels = read_labelled_images(
+        images, labels, _ = read_labelled_images(
             listed.paths,
             listed.labels,
             size=size,
@@ -208,6 +215,7 @@ class FileConstructors:
         label_column: str = "label",
         split_column: str | None = None,
         split: str | None = None,
+        group_column: str | None = None,
         size: int | tuple[int, int] | None = None,
         resize: ResizeMode = "pad",
         color: Color = "gray",
@@ -226,6 +234,10 @@ class FileConstructors:
             label_column: The column of labels.
             split_column: A column naming each row's split (e.g. ``train``/``test``).
             split: The split to read; needs ``split_column``.
+            group_column: A column of patient or study identifiers: the data
+                set's :attr:`~ImageDataset.groups`, which keep one patient's
+                images on one side of :func:`~digitrec.data.group_split` and
+                :func:`~digitrec.data.kfold`.
             size: As for :meth:`from_folder`.
             resize: As for :meth:`from_folder`.
             color: As for :meth:`from_folder`.
@@ -246,12 +258,14 @@ class FileConstructors:
             >>> root = pathlib.Path(tempfile.mkdtemp())
             >>> np.save(root / "a.npy", np.zeros((8, 8), np.uint8))
             >>> np.save(root / "b.npy", np.full((8, 8), 255, np.uint8))
-            >>> rows = ["file,label,fold", "a.npy,no,train", "b.npy,yes,test"]
+            >>> rows = ["file,label,fold,patient", "a.npy,no,train,p1", "b.npy,yes,test,p2"]
             >>> _ = (root / "list.csv").write_text(chr(10).join(rows))
             >>> test = digitrec.ImageDataset.from_csv(
-            ...     root / "list.csv", split_column="fold", split="test")
+            ...     root / "list.csv", split_column="fold", split="test", group_column="patient")
             >>> test.class_names, test.labels.tolist(), int(test.images.max())
             (('no', 'yes'), [1], 255)
+            >>> test.groups.tolist()
+            ['p2']
         """
         listed = scan_csv(
             path,
@@ -260,7 +274,12 @@ class FileConstructors:
             split_column=split_column,
             split=split,
         )
-        images, labels = read_labelled_images(
+        groups = (
+            None
+            if group_column is None
+            else csv_column(path, group_column, split_column=split_column, split=split)
+        )
+        images, labels, kept = read_labelled_images(
             listed.paths,
             listed.labels,
             size=size,
@@ -269,7 +288,8 @@ class FileConstructors:
             on_error=on_error,
             progress=progress,
         )
-        return cls(images, labels, listed.class_names)
+        kept_groups = None if groups is None else [groups[index] for index in kept]
+        return cls(images, labels, listed.class_names, groups=kept_groups)
 
     @classmethod
     def _from_idx_arrays(

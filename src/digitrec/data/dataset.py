@@ -12,6 +12,7 @@ import torch
 from .. import _images
 from .._checks import check_int
 from ..errors import InvalidInputError, InvalidTypeError
+from ._groups import groups_array
 from ._readers import FileConstructors, labels_tensor
 
 __all__ = ["Framing", "ImageDataset", "dataset_sha256"]
@@ -35,9 +36,15 @@ class ImageDataset(FileConstructors):
             for other layouts, dtypes or numpy arrays.
         labels: ``int64`` tensor of shape ``(N,)`` with values in ``[0, num_classes)``.
         class_names: Optional names of the classes, in label order.
+        groups: Optional identifier of each image's patient, study or other unit
+            whose images must stay together (strings or integers, one per
+            image); kept through indexing and splits, so
+            :func:`~digitrec.data.group_split` and :func:`~digitrec.data.kfold`
+            never put one group on both sides.
 
     Raises:
-        InvalidTypeError: If ``images`` or ``labels`` have the wrong type or dtype.
+        InvalidTypeError: If ``images``, ``labels`` or ``groups`` have the wrong
+            type or dtype.
         InvalidInputError: If shapes disagree, labels are negative, or a label has
             no class name.
 
@@ -49,13 +56,15 @@ class ImageDataset(FileConstructors):
         (4, (1, 28, 28), 3)
     """
 
-    __slots__ = ("_class_names", "_framing", "_images", "_labels")
+    __slots__ = ("_class_names", "_framing", "_groups", "_images", "_labels")
 
     def __init__(
         self,
         images: torch.Tensor,
         labels: torch.Tensor,
         class_names: Sequence[str] | None = None,
+        *,
+        groups: Any = None,
     ) -> None:
         if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
             got = images.dtype if isinstance(images, torch.Tensor) else type(images).__name__
@@ -91,6 +100,7 @@ class ImageDataset(FileConstructors):
         self._labels = labels
         self._class_names = names
         self._framing: Framing | None = None
+        self._groups = None if groups is None else groups_array(groups, len(labels))
 
     @classmethod
     def from_arrays(
@@ -99,6 +109,7 @@ class ImageDataset(FileConstructors):
         labels: Any,
         *,
         class_names: Sequence[str] | None = None,
+        groups: Any = None,
     ) -> ImageDataset:
         """Build a data set from numpy arrays or torch tensors.
 
@@ -109,6 +120,8 @@ class ImageDataset(FileConstructors):
                 channels-first.
             labels: Integer labels of shape ``(N,)`` or ``(N, 1)``.
             class_names: Optional names of the classes, in label order.
+            groups: Optional patient or study identifier of each image (see
+                :class:`ImageDataset`).
 
         Returns:
             A new data set holding copies of the arrays.
@@ -126,7 +139,43 @@ class ImageDataset(FileConstructors):
             (torch.uint8, (1, 28, 28), ('no', 'yes'))
         """
         batch = _images.to_uint8(_images.as_image_batch(images, "images")).cpu()
-        return cls(batch, labels_tensor(labels), class_names)
+        return cls(batch, labels_tensor(labels), class_names, groups=groups)
+
+    def with_groups(self, groups: Any) -> ImageDataset:
+        """Return the same images and labels with a patient or study identifier per image.
+
+        Args:
+            groups: One identifier per image: a sequence, numpy array or tensor of
+                strings or integers. ``None`` removes the groups.
+
+        Returns:
+            A new data set sharing this one's pixels and labels.
+
+        Raises:
+            InvalidTypeError: If the identifiers are not strings or integers.
+            InvalidInputError: If there is not one identifier per image.
+
+        Example:
+            >>> data = digitrec.ImageDataset(torch.zeros(4, 1, 8, 8, dtype=torch.uint8),
+            ...                              torch.tensor([0, 1, 0, 1]))
+            >>> data.with_groups(["p1", "p1", "p2", "p3"])[1:].groups.tolist()
+            ['p1', 'p2', 'p3']
+        """
+        part = ImageDataset(self._images, self._labels, self._class_names, groups=groups)
+        part._framing = self._framing
+        return part
+
+    @property
+    def groups(self) -> np.ndarray[Any, Any] | None:
+        """The read-only patient or study identifier of each image, or ``None``.
+
+        Example:
+            >>> data = digitrec.ImageDataset.from_arrays(
+            ...     np.zeros((3, 8, 8), np.uint8), np.array([0, 1, 1]), groups=[7, 7, 9])
+            >>> data.groups.tolist(), data[[2]].groups.tolist()
+            ([7, 7, 9], [9])
+        """
+        return self._groups
 
     @property
     def framing(self) -> Framing | None:
@@ -192,7 +241,12 @@ class ImageDataset(FileConstructors):
             selected = torch.as_tensor(index)
             if selected.dtype != torch.bool:
                 selected = selected.to(torch.int64)
-        part = ImageDataset(self._images[selected], self._labels[selected], self._class_names)
+        groups = None
+        if self._groups is not None:
+            groups = self._groups[selected if isinstance(selected, slice) else selected.numpy()]
+        part = ImageDataset(
+            self._images[selected], self._labels[selected], self._class_names, groups=groups
+        )
         part._framing = self._framing
         return part
 
@@ -234,6 +288,8 @@ class ImageDataset(FileConstructors):
 
     def __repr__(self) -> str:
         names = f", class_names={list(self._class_names)!r}" if self._class_names else ""
+        if self._groups is not None:
+            names += f", groups={len(np.unique(self._groups))}"
         return f"ImageDataset(n={len(self)}, image_shape={self.image_shape}{names})"
 
 
