@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .._version import __version__
-from . import evaluate, export, info, predict, train
+from . import evaluate, export, info, predict, serve, train
 from ._common import PROG, Formatter, examples
 
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_parser(commands)
     export.add_parser(commands)
     info.add_parser(commands)
+    serve.add_parser(commands)
     return parser
 
 
