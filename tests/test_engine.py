@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import digitrec
-from digitrec.training import _engine
+from digitrec.training import _engine, _fitting
+from digitrec.training._objective import Objective
 
 
 def _pair(
@@ -26,7 +27,7 @@ def _pair(
     plain_sgd = _engine.make_optimizer(
         plain_model, "sgd", 0.05, 0.9, (0.9, 0.999), weight_decay, nesterov=False
     )
-    plain = _engine.AutogradStep(plain_model, plain_sgd, 0.0, None)
+    plain = _engine.AutogradStep(plain_model, plain_sgd, Objective(multilabel=False), None)
     return fused_model, fused, plain_model, plain
 
 
@@ -66,7 +67,11 @@ def test_fused_training_does_not_import_dynamo() -> None:
 
 def test_trainer_uses_the_fused_step_only_where_it_applies() -> None:
     def step_type(model: digitrec.DigitClassifier, **settings: object) -> type:
-        return type(digitrec.Trainer(model, progress=False, **settings)._make_step())  # type: ignore[arg-type]
+        trainer = digitrec.Trainer(model, progress=False, **settings)  # type: ignore[arg-type]
+        weights = None if trainer.config.class_weights is None else torch.ones(10)
+        objective = Objective(model.task == "multilabel", weights)
+        step = _fitting.make_step(model, trainer.config, None, objective, torch.device("cpu"))
+        return type(step)
 
     assert step_type(digitrec.DigitClassifier("mlp")) is _engine.FusedMLPStep
     assert (
@@ -75,6 +80,11 @@ def test_trainer_uses_the_fused_step_only_where_it_applies() -> None:
     )
     assert step_type(digitrec.DigitClassifier("mlp"), augment=True) is _engine.AutogradStep
     assert step_type(digitrec.DigitClassifier("cnn")) is _engine.AutogradStep
+    # Class weights and BCE are autograd's: the fused step computes plain cross-entropy.
+    assert step_type(digitrec.DigitClassifier("mlp"), class_weights="balanced") is (
+        _engine.AutogradStep
+    )
+    assert step_type(digitrec.DigitClassifier("mlp", task="multilabel")) is _engine.AutogradStep
 
 
 def test_fusable_linears_recognises_only_linear_relu_stacks() -> None:

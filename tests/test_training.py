@@ -61,8 +61,8 @@ def test_config_is_frozen() -> None:
         ({"num_threads": 0}, "num_threads"),
         ({"augment": "yes"}, "augment must be True or False"),
         (
-            {"recipe": "resnet"},
-            r"recipe must be a TrainConfig or one of \['cnn', 'mlp', 'mlp-fast'\]",
+            {"recipe": "vgg"},
+            r"recipe must be a TrainConfig or one of \['cnn', 'mlp', 'mlp-fast', 'resnet'\]",
         ),
     ],
 )

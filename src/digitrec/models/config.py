@@ -8,14 +8,20 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, get_args
 
 from ..errors import InvalidInputError, InvalidTypeError
+from .networks import BUILTIN_NETWORKS, NAME_PATTERN
 
-__all__ = ["MNIST_MEAN", "MNIST_STD", "Architecture", "ModelConfig", "Preparation"]
+__all__ = ["MNIST_MEAN", "MNIST_STD", "Architecture", "ModelConfig", "Preparation", "Task"]
 
 #: How a model's raw inputs are prepared: as digits in MNIST's framing, or resized.
 Preparation = Literal["digits", "resize"]
 
-Architecture = Literal["mlp", "cnn"]
-_ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
+#: The built-in networks; ``ModelConfig.arch`` also takes a name registered with
+#: :func:`~digitrec.register_network`.
+Architecture = Literal["mlp", "cnn", "resnet"]
+
+#: One label per image out of ``num_classes`` (softmax, cross-entropy), or any
+#: subset of ``num_classes`` labels per image (sigmoids, binary cross-entropy).
+Task = Literal["multiclass", "multilabel"]
 
 #: Mean and standard deviation of MNIST's training pixels, on the 0-1 scale.
 MNIST_MEAN: tuple[float, ...] = (0.1307,)
@@ -29,11 +35,17 @@ class ModelConfig:
     """Everything needed to rebuild a :class:`DigitClassifier` (its weights aside).
 
     Attributes:
-        arch: ``"mlp"`` or ``"cnn"``.
+        arch: The network: ``"mlp"``, ``"cnn"``, ``"resnet"``, a name registered
+            with :func:`~digitrec.register_network`, or ``"module"`` for a wrapped
+            module that no registered factory builds (such a model cannot be saved).
         input_shape: ``(C, H, W)`` of one input image, ``C`` 1 or 3, sides >= 8.
         num_classes: Number of output classes, at least 2.
-        mean: Per-channel pixel mean on the 0-1 scale (one value serves all channels).
-        std: Per-channel pixel standard deviation on the 0-1 scale, each > 0.
+        mean: Per-channel pixel mean on the 0-1 scale (one value serves all
+            channels); ``None`` until training decides (MNIST's numbers after
+            training on bundled MNIST, the training images' own otherwise, see
+            :func:`~digitrec.training.pixel_stats`), read as MNIST's meanwhile.
+        std: Per-channel pixel standard deviation on the 0-1 scale, each > 0;
+            ``None`` as for ``mean``.
         class_names: Optional names of the classes, in label order, one per class.
         prepare: How raw images (files, photos, other sizes) are brought to the
             model's input: ``"digits"`` with :func:`~digitrec.prepare_digits`
@@ -41,6 +53,8 @@ class ModelConfig:
             resizing with padding; ``None`` until training decides (``"digits"``
             after training on bundled MNIST, ``"resize"`` otherwise), read as
             ``"resize"``.
+        task: ``"multiclass"`` (one label per image; softmax) or ``"multilabel"``
+            (labels are ``(N, num_classes)`` 0/1 rows; sigmoids).
 
     Raises:
         InvalidInputError: If a value is out of range.
@@ -52,17 +66,25 @@ class ModelConfig:
         True
     """
 
-    arch: Architecture = "mlp"
+    arch: str = "mlp"
     input_shape: tuple[int, int, int] = (1, 28, 28)
     num_classes: int = 10
-    mean: tuple[float, ...] = MNIST_MEAN
-    std: tuple[float, ...] = MNIST_STD
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
     class_names: tuple[str, ...] | None = None
     prepare: Preparation | None = None
+    task: Task = "multiclass"
 
     def __post_init__(self) -> None:
-        if self.arch not in _ARCHITECTURES:
-            raise InvalidInputError(f"arch must be one of {_ARCHITECTURES}, got {self.arch!r}")
+        # Whether the name is registered is checked when the network is built, so the
+        # config of a file naming an unregistered network still reads (to say so).
+        if not isinstance(self.arch, str) or not NAME_PATTERN.fullmatch(self.arch):
+            raise InvalidInputError(
+                f"arch must be one of {tuple(BUILTIN_NETWORKS)} or a registered network name, "
+                f"got {self.arch!r}"
+            )
+        if self.task not in get_args(Task):
+            raise InvalidInputError(f"task must be one of {get_args(Task)}, got {self.task!r}")
         shape = tuple(self.input_shape)
         if len(shape) != 3 or not all(_is_int(side) for side in shape):
             raise InvalidInputError(
@@ -79,6 +101,8 @@ class ModelConfig:
             )
         for name in ("mean", "std"):
             values = getattr(self, name)
+            if values is None:
+                continue
             values = (values,) if isinstance(values, (int, float)) else tuple(values)
             if len(values) not in (1, channels) or not all(
                 isinstance(v, (int, float)) and math.isfinite(v) for v in values
@@ -87,7 +111,7 @@ class ModelConfig:
                     f"{name} must be 1 or {channels} finite numbers, got {getattr(self, name)!r}"
                 )
             object.__setattr__(self, name, tuple(float(v) for v in values))
-        if any(v <= 0 for v in self.std):
+        if any(v <= 0 for v in self.std or ()):
             raise InvalidInputError(f"std must be > 0, got {self.std}")
         object.__setattr__(self, "input_shape", tuple(int(side) for side in shape))
         object.__setattr__(self, "num_classes", int(self.num_classes))
@@ -109,6 +133,11 @@ class ModelConfig:
     def preparation(self) -> Preparation:
         """What :attr:`prepare` means when predicting: ``None`` reads as ``"resize"``."""
         return self.prepare or "resize"
+
+    @property
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """``(mean, std)`` as the model applies them: MNIST's while they are ``None``."""
+        return self.mean or MNIST_MEAN, self.std or MNIST_STD
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a JSON-compatible dict.

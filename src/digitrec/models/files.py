@@ -28,6 +28,7 @@ from ..io.tensorfile import read_file, tensors_to_bytes, versions
 from ._validate import check_model
 from .classifier import DigitClassifier
 from .config import ModelConfig
+from .networks import network_factory
 
 __all__ = ["MODEL_FORMAT", "load", "read_metadata", "save"]
 
@@ -68,6 +69,8 @@ def save(
     Raises:
         InvalidTypeError: If ``model`` is not a DigitClassifier.
         InvalidInputError: If ``metadata`` cannot be written as JSON.
+            Or if the model wraps a network that no registered factory rebuilds
+            (see :meth:`DigitClassifier.from_module`).
 
     Example:
         >>> import tempfile, os
@@ -78,6 +81,7 @@ def save(
         {'note': 'untrained'}
     """
     model = check_model(model)
+    network_factory(model.arch)  # a wrapped network must be rebuildable from a registered name
     header = {
         "format": MODEL_FORMAT,
         "config": model.config.to_dict(),

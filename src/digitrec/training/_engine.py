@@ -13,8 +13,9 @@ device and updates the model in place, returning the batch's summed loss.
   (to float rounding). It keeps its own momentum buffers rather than a torch
   optimizer, because building any ``torch.optim`` optimizer first imports
   ``torch._dynamo`` (1.7 s here), longer than a whole fast MLP run.
-* :class:`AutogradStep` serves everything else, with optional augmentation done
-  on whole batches.
+* :class:`AutogradStep` serves everything else (other networks and optimizers,
+  class weights, multilabel losses, mixed precision), with optional augmentation
+  done on whole batches.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import DigitClassifier
+from ._objective import Objective
+
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Step(Protocol):
@@ -72,6 +76,8 @@ def fusable_linears(model: DigitClassifier) -> list[nn.Linear] | None:
         module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
         for module in model.modules()
     ):
+        return None
+    if not isinstance(model.network, nn.Sequential):
         return None
     layers = list(model.network)
     if len(layers) < 2 or not isinstance(layers[0], nn.Flatten) or len(layers) % 2:
@@ -181,30 +187,40 @@ def random_affine(pixels: torch.Tensor, generator: torch.Generator) -> torch.Ten
 
 
 class AutogradStep:
-    """The general step: autograd, a torch optimizer, optional batch augmentation."""
+    """The general step: autograd, a torch optimizer, optional batch augmentation and autocast."""
 
     def __init__(
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        label_smoothing: float,
+        objective: Objective,
         augment: torch.Generator | None,
+        precision: str = "fp32",
+        device_type: str = "cpu",
     ) -> None:
         self.optimizer = optimizer
         self._model = model
-        self._label_smoothing = label_smoothing
+        self._objective = objective
         self._augment = augment
+        self._autocast = _AUTOCAST.get(precision)
+        self._device_type = device_type
+        # float16 gradients underflow without loss scaling; bfloat16's range needs none.
+        self._scaler = torch.amp.GradScaler(device_type) if precision == "fp16" else None
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"optimizer": self.optimizer.state_dict()}
         if self._augment is not None:
             state["augment_rng"] = self._augment.get_state()
+        if self._scaler is not None:
+            state["grad_scaler"] = self._scaler.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         if self._augment is not None:
             self._augment.set_state(state["augment_rng"])
+        if self._scaler is not None:
+            self._scaler.load_state_dict(state["grad_scaler"])
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, lr: float) -> torch.Tensor:
         for group in self.optimizer.param_groups:
@@ -212,10 +228,20 @@ class AutogradStep:
         batch = images
         if self._augment is not None:
             batch = random_affine(images.to(torch.float32).mul_(1.0 / 255.0), self._augment)
-        loss = F.cross_entropy(self._model(batch), labels, label_smoothing=self._label_smoothing)
+        if self._autocast is None:
+            logits = self._model(batch)
+        else:
+            with torch.autocast(self._device_type, dtype=self._autocast):
+                logits = self._model(batch)
+        loss = self._objective(logits, labels)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        self.optimizer.step()
+        if self._scaler is None:
+            loss.backward()  # type: ignore[no-untyped-call]
+            self.optimizer.step()
+        else:
+            self._scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+            self._scaler.step(self.optimizer)
+            self._scaler.update()
         return loss.detach() * labels.shape[0]
 
 

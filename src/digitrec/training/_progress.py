@@ -28,9 +28,9 @@ class Progress:
     def epoch(self, history: History) -> None:
         if self._stream is None:
             return
-        val = (
-            f"  val_accuracy {100 * history.val_accuracy[-1]:.2f}%" if history.val_accuracy else ""
-        )
+        val = f"  val_loss {history.val_loss[-1]:.4f}" if history.val_loss else ""
+        if history.val_accuracy:
+            val += f"  val_accuracy {100 * history.val_accuracy[-1]:.2f}%"
         line = (
             f"epoch {history.epochs}/{self._epochs}  train_loss {history.train_loss[-1]:.4f}"
             f"{val}  {history.epoch_seconds[-1]:.2f}s"

@@ -28,6 +28,15 @@ from .history import History
 #: The format tag of training checkpoints (:meth:`Trainer.save_checkpoint`).
 TRAINING_FORMAT = "digitrec.training/1"
 
+# Settings added after the format's first release, with the value earlier runs used.
+_LATER_SETTINGS = {
+    "class_weights": None,
+    "sampler": "shuffle",
+    "precision": "fp32",
+    "data_on_device": None,
+}
+_LATER_MODEL_SETTINGS = {"task": "multiclass"}
+
 
 @dataclass
 class Run:
@@ -84,11 +93,14 @@ def _check_belongs(
             f"expected {TRAINING_FORMAT!r}); a model saved with digitrec.save loads with "
             "digitrec.load"
         )
-    for key, ours, what in (
-        ("config", config.to_dict(), "training settings"),
-        ("model_config", model.config.to_dict(), "model"),
+    for key, ours, defaults, what in (
+        ("config", config.to_dict(), _LATER_SETTINGS, "training settings"),
+        ("model_config", model.config.to_dict(), _LATER_MODEL_SETTINGS, "model"),
     ):
         theirs = header.get(key, {})
+        if isinstance(theirs, dict):
+            # Checkpoints from before a setting existed ran with its default.
+            theirs = {**defaults, **theirs}
         if not isinstance(theirs, dict) or theirs != ours:
             theirs = theirs if isinstance(theirs, dict) else {}
             differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))

@@ -2,22 +2,27 @@
 
 A callback subclasses :class:`Callback` and overrides the hooks it needs; pass a
 list of them as ``Trainer(callbacks=[...])``. Three come with digitrec:
-:class:`Checkpoint` (a resumable training checkpoint after every epoch),
-:class:`EarlyStopping` (stop when validation accuracy stops improving) and
-:class:`MetricsLogger` (one JSON line of metrics per epoch).
+:class:`Checkpoint` (a resumable training checkpoint after every epoch, or
+after each best one), :class:`EarlyStopping` (stop when a recorded figure, by
+default validation accuracy, stops improving, and keep the best weights) and
+:class:`MetricsLogger` (one JSON line of metrics per epoch). The first two
+monitor any name that :meth:`History.values <digitrec.History.values>` takes:
+``"val_loss"``, ``"val_accuracy"``, ``"val_auroc"`` (when
+``Trainer(metrics=["auroc"])`` records it), ``"train_loss"``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Literal, Protocol, TextIO
 
 import torch
 
-from .._checks import check_bool, check_number, check_positive_int
+from .._checks import check_bool, check_choice, check_number, check_positive_int
 from ..errors import InvalidInputError
 from .config import TrainConfig
 from .history import History
@@ -51,8 +56,50 @@ class TrainerLike(Protocol):
     def has_validation(self) -> bool:
         """Whether the ``fit`` in progress measures validation accuracy."""
 
+    @property
+    def recorded(self) -> tuple[str, ...]:
+        """The names the ``fit`` in progress records (``History.values`` takes each)."""
+
     def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:
         """Write a resumable training checkpoint."""
+
+
+Mode = Literal["min", "max"]
+
+
+class _Best:
+    """The best value so far of a monitored name, and whether a new one improves on it."""
+
+    def __init__(self, monitor: str, mode: Mode | None, min_delta: float) -> None:
+        if not isinstance(monitor, str) or not monitor:
+            raise InvalidInputError(f"monitor must be a recorded name, got {monitor!r}")
+        if mode is None:
+            mode = "min" if monitor.endswith("loss") else "max"
+        self.monitor = monitor
+        self.mode: Mode = check_choice(mode, "mode", ("min", "max"))
+        self.min_delta = check_number(min_delta, "min_delta", low=0.0)
+        self.reset()
+
+    def reset(self) -> None:
+        self.value = math.inf if self.mode == "min" else -math.inf
+        self.epoch = 0
+
+    def check(self, trainer: TrainerLike, who: str) -> None:
+        if self.monitor not in trainer.recorded:
+            hint = "; call fit(train, val)" if self.monitor.startswith("val_") else ""
+            raise InvalidInputError(
+                f"{who} monitors {self.monitor!r}, which this fit does not record (it records "
+                f"{list(trainer.recorded)}){hint if not trainer.has_validation else ''}"
+            )
+
+    def update(self, history: History) -> bool:
+        """Take the last epoch's value; return whether it is the new best."""
+        value = history.values(self.monitor)[-1]
+        gain = self.value - value if self.mode == "min" else value - self.value
+        if math.isnan(value) or not gain > self.min_delta:
+            return False
+        self.value, self.epoch = value, history.epochs
+        return True
 
 
 class Callback:
@@ -80,6 +127,9 @@ class Callback:
 class Checkpoint(Callback):
     """Write a resumable training checkpoint after every ``every`` epochs (and the last).
 
+    With ``save_best_only`` it writes only after an epoch that improves on the
+    best value of ``monitor`` so far, so the file holds the best epoch.
+
     The file holds the model, the optimizer's state, the random generators, the
     epoch and the history; ``trainer.fit(train, resume_from=path)`` continues from
     it, and on the CPU ends with bit-identical weights to an uninterrupted run.
@@ -88,7 +138,12 @@ class Checkpoint(Callback):
 
     Args:
         path: The checkpoint file (``.safetensors``), overwritten each time.
-        every: Epochs between checkpoints.
+        every: Epochs between checkpoints (ignored with ``save_best_only``).
+        monitor: The recorded name to watch with ``save_best_only``, such as
+            ``"val_loss"`` or ``"val_auroc"``; default ``"val_accuracy"``.
+        mode: ``"min"`` or ``"max"``; ``None``: ``"min"`` for names ending in
+            ``loss``, ``"max"`` otherwise.
+        save_best_only: Write only when ``monitor`` improves.
 
     Example:
         >>> import tempfile, os
@@ -100,26 +155,50 @@ class Checkpoint(Callback):
         2
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, every: int = 1) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        every: int = 1,
+        monitor: str = "val_accuracy",
+        mode: Mode | None = None,
+        save_best_only: bool = False,
+    ) -> None:
         check_positive_int(every, "every")
         self.path = Path(path).expanduser()
         self.every = every
+        self.save_best_only = check_bool(save_best_only, "save_best_only")
+        self._best = _Best(monitor, mode, 0.0)
+
+    def on_fit_start(self, trainer: TrainerLike, history: History) -> None:
+        """Check that the monitored name is recorded (with ``save_best_only``)."""
+        self._best.reset()
+        if self.save_best_only:
+            self._best.check(trainer, "Checkpoint")
 
     def on_epoch_end(self, trainer: TrainerLike, history: History) -> None:
-        """Write the checkpoint when the epoch count is a multiple of ``every``."""
-        if history.epochs % self.every == 0 or history.epochs == trainer.config.epochs:
+        """Write the checkpoint every ``every`` epochs, or after each best epoch."""
+        if self.save_best_only:
+            if self._best.update(history):
+                trainer.save_checkpoint(self.path)
+        elif history.epochs % self.every == 0 or history.epochs == trainer.config.epochs:
             trainer.save_checkpoint(self.path)
 
 
 class EarlyStopping(Callback):
-    """Stop when validation accuracy has not improved for ``patience`` epochs.
+    """Stop when a monitored figure has not improved for ``patience`` epochs.
 
-    Needs ``fit(train, val)``. With ``restore_best`` the model ends with the
-    weights of its best epoch.
+    By default it watches validation accuracy (needs ``fit(train, val)``); any
+    recorded name works, such as ``monitor="val_loss"`` or ``"val_auroc"``. With
+    ``restore_best`` the model ends with the weights of its best epoch.
 
     Args:
+        monitor: The recorded name to watch (see :attr:`History.names
+            <digitrec.History.names>`).
+        mode: ``"min"`` or ``"max"``; ``None``: ``"min"`` for names ending in
+            ``loss``, ``"max"`` otherwise.
         patience: Epochs without improvement to tolerate.
-        min_delta: The smallest gain in accuracy that counts as improvement.
+        min_delta: The smallest change in the right direction that counts as improvement.
         restore_best: Load the best epoch's weights when training ends.
 
     The best score is reset at the start of every ``fit``, so one instance can
@@ -136,32 +215,62 @@ class EarlyStopping(Callback):
     """
 
     def __init__(
-        self, *, patience: int = 3, min_delta: float = 0.0, restore_best: bool = True
+        self,
+        *,
+        monitor: str = "val_accuracy",
+        mode: Mode | None = None,
+        patience: int = 3,
+        min_delta: float = 0.0,
+        restore_best: bool = True,
     ) -> None:
         self.patience = check_positive_int(patience, "patience")
-        self.min_delta = check_number(min_delta, "min_delta", low=0.0, high=1.0, high_open=True)
+        self._best = _Best(monitor, mode, min_delta)
         self.restore_best = check_bool(restore_best, "restore_best")
         self._reset()
 
+    @property
+    def monitor(self) -> str:
+        """The recorded name watched."""
+        return self._best.monitor
+
+    @property
+    def mode(self) -> Mode:
+        """``"min"`` or ``"max"``."""
+        return self._best.mode
+
+    @property
+    def min_delta(self) -> float:
+        """The smallest change that counts as improvement."""
+        return self._best.min_delta
+
+    @property
+    def best_score(self) -> float:
+        """The best value of :attr:`monitor` so far (infinite before the first epoch)."""
+        return self._best.value
+
+    @property
+    def best_accuracy(self) -> float:
+        """:attr:`best_score`, under its name from when only accuracy was watched."""
+        return self._best.value
+
+    @property
+    def best_epoch(self) -> int:
+        """The epoch (counted from 1) of :attr:`best_score`; 0 before the first."""
+        return self._best.epoch
+
     def _reset(self) -> None:
-        self.best_accuracy = -1.0
-        self.best_epoch = 0
+        self._best.reset()
         self.stopped_epoch: int | None = None
         self._best_state: dict[str, torch.Tensor] | None = None
 
     def on_fit_start(self, trainer: TrainerLike, history: History) -> None:
-        """Forget any earlier run and check that validation data is there to watch."""
-        if not trainer.has_validation:
-            raise InvalidInputError(
-                "EarlyStopping watches validation accuracy: call fit(train, val)"
-            )
+        """Forget any earlier run and check that the monitored figure is recorded."""
+        self._best.check(trainer, "EarlyStopping")
         self._reset()
 
     def on_epoch_end(self, trainer: TrainerLike, history: History) -> None:
         """Remember the best epoch; ask the trainer to stop after ``patience`` without gain."""
-        accuracy = history.val_accuracy[-1]
-        if accuracy > self.best_accuracy + self.min_delta:
-            self.best_accuracy, self.best_epoch = accuracy, history.epochs
+        if self._best.update(history):
             if self.restore_best:
                 self._best_state = {
                     k: v.detach().clone() for k, v in trainer.model.state_dict().items()
@@ -204,8 +313,12 @@ class MetricsLogger(Callback):
             "train_loss": history.train_loss[-1],
             "seconds": history.epoch_seconds[-1],
         }
+        if history.val_loss:
+            line["val_loss"] = history.val_loss[-1]
         if history.val_accuracy:
             line["val_accuracy"] = history.val_accuracy[-1]
+        for name, values in history.val_metrics.items():
+            line[f"val_{name}"] = values[-1]
         stream = self.stream if self.stream is not None else sys.stderr
         stream.write(json.dumps(line) + "\n")
         stream.flush()

@@ -13,11 +13,10 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -26,47 +25,42 @@ from .._device import DeviceLike, resolve_device
 from .._runtime import cpu_threads, train_mode
 from ..data import ImageDataset
 from ..errors import InvalidInputError, InvalidTypeError
-from ..evaluation import evaluate_accuracy
 from ..io.atomic import write_atomically
 from ..models import DigitClassifier
 from ..models._validate import check_labelled_data, check_model
 from ..models.config import Preparation
 from . import _distributed
-from ._engine import (
-    AutogradStep,
-    FusedMLPStep,
-    Step,
-    fusable_linears,
-    learning_rate,
-    make_optimizer,
+from ._engine import learning_rate
+from ._fitting import (
+    Batches,
+    Validation,
+    check_precision,
+    decide_normalization,
+    epoch_order,
+    make_step,
+    seeded,
 )
+from ._metrics import MetricFunction, resolve_metrics
+from ._objective import Objective, check_targets, class_weights, sample_weights
 from ._progress import Progress
 from ._state import Run, checkpoint_bytes, restore
 from .callbacks import Callback
-from .config import RECIPES, LRSchedule, OptimizerName, TrainConfig
+from .config import RECIPES, LRSchedule, OptimizerName, Precision, Sampler, TrainConfig
 from .history import History
 
 __all__ = ["Trainer"]
 
 
-@contextmanager
-def _seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed torch's global generators for the block, then restore the caller's state."""
-    devices = (
-        [device.index if device.index is not None else torch.cuda.current_device()]
-        if device.type == "cuda"
-        else []
-    )
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
 class Trainer:
-    """Trains a :class:`~digitrec.DigitClassifier` with cross-entropy on in-memory batches.
+    """Trains a :class:`~digitrec.DigitClassifier` on in-memory batches.
 
-    The whole training set stays on the training device as ``uint8`` tensors and
-    each mini-batch is gathered by index from a seeded permutation. Every setting
+    The loss is cross-entropy (optionally class-weighted), or binary
+    cross-entropy for ``"multilabel"`` models. The training set stays on the
+    training device as ``uint8`` tensors (or in pinned host memory when it is too
+    large, see :class:`TrainConfig`) and each mini-batch is gathered by index
+    from a seeded permutation (or balanced draws). A model without ``mean`` and
+    ``std`` takes them from the training data on its first ``fit``: MNIST's for
+    bundled MNIST, :func:`~digitrec.training.pixel_stats` otherwise. Every setting
     left at ``None`` takes the value of the recipe (:data:`RECIPES`), by default
     the one named after the model's architecture; :attr:`config` holds the
     resolved settings.
@@ -77,7 +71,8 @@ class Trainer:
             MPS, then CPU) or a ``torch.device``.
         recipe: The settings to start from: a name from :data:`RECIPES`, a
             :class:`TrainConfig`, or ``None`` for the recipe named after the
-            model's architecture (``"mlp"`` or ``"cnn"``).
+            model's architecture (``"mlp"``, ``"cnn"`` or ``"resnet"``; ``"resnet"``
+            for registered and wrapped networks too).
         epochs: Passes over the training set.
         batch_size: Images per optimizer step.
         optimizer: ``"sgd"``, ``"adam"`` or ``"adamw"``.
@@ -90,6 +85,17 @@ class Trainer:
             training (``None``: the recipe's seed). The initial weights are seeded
             where the model is built: ``DigitClassifier(seed=...)``.
         num_threads: CPU threads during training.
+        class_weights: ``"balanced"`` or one weight per class (see :class:`TrainConfig`).
+        sampler: ``"shuffle"`` or ``"balanced"`` (classes drawn equally often).
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; see :class:`TrainConfig`).
+        data_on_device: Keep the training set on the device (``True``) or stream it
+            from pinned host memory (``False``); ``None``: the recipe's setting.
+        metrics: Validation metrics to record each epoch in
+            :attr:`History.val_metrics` beside ``val_loss`` and ``val_accuracy``:
+            names (``"accuracy"``, ``"balanced_accuracy"``, ``"auroc"``,
+            ``"sensitivity@0.95specificity"``, ``"specificity@0.9sensitivity"``, any
+            level in (0, 1]) or ``(name, function)`` pairs, where ``function(logits,
+            labels)`` returns a float. Callbacks can monitor each as ``"val_<name>"``.
         progress: Report progress on stderr: a tqdm bar on a terminal (when tqdm is
             installed), otherwise one line per epoch.
         callbacks: :class:`~digitrec.Callback` objects called during ``fit``, such
@@ -129,6 +135,11 @@ class Trainer:
         augment: bool | None = None,
         seed: int | None = None,
         num_threads: int | None = None,
+        class_weights: Literal["balanced"] | tuple[float, ...] | None = None,
+        sampler: Sampler | None = None,
+        precision: Precision | None = None,
+        data_on_device: bool | None = None,
+        metrics: Sequence[str | tuple[str, MetricFunction]] = (),
         progress: bool = True,
         callbacks: Sequence[Callback] = (),
         distributed: bool | None = None,
@@ -137,7 +148,7 @@ class Trainer:
         self.device = resolve_device(device)
         if isinstance(recipe, TrainConfig):
             base = recipe
-        elif (name := model.arch if recipe is None else recipe) in RECIPES:
+        elif (name := _default_recipe(model) if recipe is None else recipe) in RECIPES:
             base = RECIPES[name]
         else:
             raise InvalidInputError(
@@ -154,12 +165,19 @@ class Trainer:
             "augment": augment,
             "seed": seed,
             "num_threads": num_threads,
+            "class_weights": class_weights,
+            "sampler": sampler,
+            "precision": precision,
+            "data_on_device": data_on_device,
         }
         chosen = {key: value for key, value in overrides.items() if value is not None}
         if chosen.get("optimizer", base.optimizer) != "sgd" and momentum is None:
             # Momentum and Nesterov are SGD's: switching a recipe to Adam drops them.
             chosen.update(momentum=0.0, nesterov=False)
         self.config: TrainConfig = replace(base, **chosen)
+        check_precision(self.config.precision, self.device)
+        # "accuracy" is always recorded, as History.val_accuracy.
+        self.metrics = {k: f for k, f in resolve_metrics(metrics).items() if k != "accuracy"}
         if distributed is not None:
             check_bool(distributed, "distributed")
         self.distributed = distributed
@@ -184,6 +202,14 @@ class Trainer:
         """Whether the ``fit`` in progress (or the last one) measures validation accuracy."""
         return self._run is not None and self._run.validating
 
+    @property
+    def recorded(self) -> tuple[str, ...]:
+        """The names the ``fit`` in progress (or the last) records, as ``History.values`` takes."""
+        names = ["train_loss"]
+        if self.has_validation:
+            names += ["val_loss", "val_accuracy", *(f"val_{name}" for name in self.metrics)]
+        return tuple(names)
+
     def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:
         """Write a resumable training checkpoint of the current (or last) ``fit``, atomically.
 
@@ -201,26 +227,6 @@ class Trainer:
             return target  # under torchrun the ranks hold the same state: rank 0 writes it
         write_atomically(target, checkpoint_bytes(self.model, self.config, run))
         return target
-
-    def _make_step(self, network: torch.nn.Module | None = None) -> Step:
-        config = self.config
-        model = self.model
-        # Under DDP the gradients must be all-reduced, which the fused step does not do.
-        linears = fusable_linears(model) if network is None else None
-        plain_sgd = config.optimizer == "sgd" and not config.nesterov
-        if linears is not None and plain_sgd and not config.augment and not config.label_smoothing:
-            return FusedMLPStep(model, linears, config.momentum, config.weight_decay)
-        optimizer = make_optimizer(
-            model,
-            config.optimizer,
-            config.lr,
-            config.momentum,
-            config.betas,
-            config.weight_decay,
-            config.nesterov,
-        )
-        augment = torch.Generator().manual_seed(config.seed + 1) if config.augment else None
-        return AutogradStep(network or model, optimizer, config.label_smoothing, augment)
 
     def fit(
         self,
@@ -248,18 +254,26 @@ class Trainer:
             CheckpointError: If ``resume_from`` does not belong to this run.
         """
         train = check_labelled_data(self.model, train, "train")
+        check_targets(self.model, train.labels, "train")
+        validation = None
         if val is not None:
             val = check_labelled_data(self.model, val, "val")
+            check_targets(self.model, val.labels, "val")
+            validation = Validation(val, self.metrics, self.model.task == "multilabel")
         config = self.config
+        weights = class_weights(config, self.model, train.labels)
+        draws = sample_weights(config, self.model, train.labels)
         if self.model.config.prepare is None:
             # The model records how raw inputs are to reach it: digits trained in
             # MNIST's framing expect raw digits prepared into it.
             preparation: Preparation = "digits" if train.framing == "mnist" else "resize"
             self.model._config = replace(self.model.config, prepare=preparation)
+        decide_normalization(self.model, train)
         self.rank, self.world_size, self.device = _distributed.join(self.device, self.distributed)
         model = self.model.to(self.device)
-        images = train.images.to(self.device)
-        labels = train.labels.to(self.device)
+        batches = Batches(train, self.device, config.data_on_device)
+        objective = Objective(self.model.task == "multilabel", weights, config.label_smoothing)
+        objective = objective.to(self.device)
         # Each rank takes an equal share of every epoch's permutation, so all ranks
         # step the same number of times (DDP needs that); at most world_size - 1
         # images (a different few each epoch) sit out an epoch.
@@ -278,7 +292,7 @@ class Trainer:
         threads = config.num_threads if self.device.type == "cpu" else None
         self.should_stop = False
         try:
-            with cpu_threads(threads), _seeded(config.seed, self.device), train_mode(model):
+            with cpu_threads(threads), seeded(config.seed, self.device), train_mode(model):
                 network = None
                 if self.world_size > 1:
                     from torch.nn.parallel import DistributedDataParallel
@@ -286,7 +300,7 @@ class Trainer:
                     ids = [self.device.index] if self.device.type == "cuda" else None
                     network = DistributedDataParallel(model, device_ids=ids)
                 run = self._run = Run(
-                    update=self._make_step(network),
+                    update=make_step(model, config, network, objective, self.device),
                     shuffle=torch.Generator().manual_seed(config.seed),
                     train=train,
                     validating=val is not None,
@@ -299,16 +313,15 @@ class Trainer:
                     callback.on_fit_start(self, history)
                 while history.epochs < config.epochs and not self.should_stop:
                     started = time.perf_counter()
-                    order = torch.randperm(count, generator=run.shuffle).to(self.device)
+                    order = epoch_order(count, draws, run.shuffle, batches.index_device)
                     order = order[: share * self.world_size][self.rank :: self.world_size]
                     loss_sum = torch.zeros((), device=self.device)
                     for start in range(0, share, config.batch_size):
-                        batch = order[start : start + config.batch_size]
                         lr = learning_rate(
                             config.lr, config.lr_schedule, run.step, total_steps, warmup_steps
                         )
                         loss_sum += run.update(
-                            images.index_select(0, batch), labels.index_select(0, batch), lr
+                            *batches(order[start : start + config.batch_size]), lr
                         )
                         run.step += 1
                         progress.step()
@@ -319,9 +332,8 @@ class Trainer:
                     history.train_loss.append(float(loss_sum) / (share * self.world_size))
                     history.epoch_seconds.append(time.perf_counter() - started)
                     run.global_rng = torch.get_rng_state()
-                    if val is not None:
-                        result = evaluate_accuracy(model, val, device=self.device, batch_size=4096)
-                        history.val_accuracy.append(result.accuracy)
+                    if validation is not None:
+                        validation(model, self.device, history)
                     progress.epoch(history)
                     for callback in self.callbacks:
                         callback.on_epoch_end(self, history)
@@ -330,3 +342,7 @@ class Trainer:
         finally:
             progress.close()
         return history
+
+
+def _default_recipe(model: DigitClassifier) -> str:
+    return model.arch if model.arch in ("mlp", "cnn") else "resnet"
