@@ -3,13 +3,38 @@
 ``accuracy`` gives the notebook's summary (:func:`evaluate_accuracy`),
 ``report`` the per-class metrics, ROC AUC and calibration errors a clinical
 reader asks for (:func:`evaluate`, :class:`ClassificationReport`), and
-``calibration`` temperature scaling (:func:`calibrate`). Evaluation predicts
-through :mod:`digitrec.inference`, the same path every caller uses, and sits
-below training, which measures validation data with it.
+``calibration`` temperature scaling (:func:`calibrate`). ``bootstrap`` puts
+percentile-bootstrap confidence intervals on them (:func:`bootstrap_ci`, over
+images or patients), ``thresholds`` chooses operating points for a target
+sensitivity on validation data (:func:`choose_threshold`) and measures them on
+test data. Evaluation predicts through :mod:`digitrec.inference`, the same path
+every caller uses, and sits below training, which measures validation data with it.
 """
 
 from .accuracy import AccuracyResult, evaluate_accuracy
+from .bootstrap import BootstrapMetric, BootstrapReport, Interval, bootstrap_ci, bootstrap_ci_from
 from .calibration import calibrate
 from .report import ClassificationReport, evaluate
+from .thresholds import (
+    OperatingPoint,
+    choose_threshold,
+    measure_threshold,
+    threshold_for_sensitivity,
+)
 
-__all__ = ["AccuracyResult", "ClassificationReport", "calibrate", "evaluate", "evaluate_accuracy"]
+__all__ = [
+    "AccuracyResult",
+    "BootstrapMetric",
+    "BootstrapReport",
+    "ClassificationReport",
+    "Interval",
+    "OperatingPoint",
+    "bootstrap_ci",
+    "bootstrap_ci_from",
+    "calibrate",
+    "choose_threshold",
+    "evaluate",
+    "evaluate_accuracy",
+    "measure_threshold",
+    "threshold_for_sensitivity",
+]
