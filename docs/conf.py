@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Import the package from the source tree even when it is not installed.
+# Import the package from the source tree even when it is not installed, and the
+# gallery's image scraper (docs/gallery_scraper.py) by name.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sphinx.ext.autodoc.typehints import record_typehints
 
@@ -32,8 +34,11 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
+    "myst_nb",
+    "sphinx_gallery.gen_gallery",
 ]
-exclude_patterns = ["_build"]
+# The gallery's downloadable notebooks are not pages of their own.
+exclude_patterns = ["_build", "gallery/*.ipynb", "**/.ipynb_checkpoints"]
 # Keep quotes and "..." as typed, so that types such as Literal['mlp', 'cnn'] and
 # tuple[float, ...] read as Python; only "--" becomes a dash.
 smartquotes_action = "D"
@@ -133,6 +138,55 @@ def setup(app: Any) -> None:
     app.connect("autodoc-process-signature", _record_init_typehints, priority=600)
     app.connect("missing-reference", _resolve_public_alias)
 
+
+# -- Executed tutorials (myst-nb) and gallery (sphinx-gallery) ---------------------
+
+# The tutorials' source of truth is examples/notebooks/*.py in jupytext's py:percent
+# format (reviewable diffs, checked by ruff and mypy). Each build writes them as
+# output-free notebooks into docs/tutorials/ (generated, not committed), and myst-nb
+# executes those and the quickstart page (docs/quickstart.md) on every build, so the
+# outputs shown are always those of the current code; a cell that raises fails the build.
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+TUTORIALS = DOCS / "tutorials"
+
+
+def _write_tutorial_notebooks() -> None:
+    import jupytext
+
+    TUTORIALS.mkdir(exist_ok=True)
+    for script in sorted((ROOT / "examples" / "notebooks").glob("*.py")):
+        text = jupytext.writes(jupytext.read(script), fmt="ipynb")
+        target = TUTORIALS / f"{script.stem}.ipynb"
+        # Rewrite only on change, so an incremental build rereads only what changed.
+        if not target.is_file() or target.read_text(encoding="utf-8") != text:
+            target.write_text(text, encoding="utf-8")
+
+
+_write_tutorial_notebooks()
+
+nb_execution_mode = "force"
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_execution_timeout = 300  # seconds per cell; the longest, training a CNN, takes 10-30 s
+
+# examples/gallery/plot_*.py run on every build where they changed; their outputs and
+# figures make docs/gallery/ (generated, not committed). A script that raises fails
+# the build once every script has run.
+sphinx_gallery_conf = {
+    "examples_dirs": ["../examples/gallery"],
+    "gallery_dirs": ["gallery"],
+    "filename_pattern": r"/plot_",
+    "within_subsection_order": "FileNameSortKey",
+    # digitrec's figures are not pyplot's: show the Figure a block ends with.
+    "image_scrapers": ("gallery_scraper.figure_scraper",),
+    "ignore_repr_types": r"matplotlib\.figure\.Figure",
+    "remove_config_comments": True,
+    "download_all_examples": False,
+    "write_computation_times": False,
+    "only_warn_on_example_error": False,
+    "first_notebook_cell": "%matplotlib inline",
+}
 
 # -- HTML --------------------------------------------------------------------
 
