@@ -337,11 +337,10 @@ def plot_explanation(
         InvalidTypeError: For unsupported array types or dtypes.
 
     Example:
-        >>> from digitrec.explain import explain
         >>> from digitrec.plotting import plot_explanation
         >>> model = digitrec.DigitClassifier(seed=0)
         >>> image, label = digitrec.load_mnist("test")[0]
-        >>> fig = plot_explanation(image, explain(model, image), title=f"label {label}")
+        >>> fig = plot_explanation(image, digitrec.explain(model, image), title=f"label {label}")
         >>> len(fig.axes), fig.axes[0].get_title(), fig.axes[1].get_ylabel()
         (2, 'label 7', 'attribution')
     """
