@@ -293,7 +293,7 @@ def test_from_arrays_copies_its_input() -> None:
         (np.zeros((2, 8, 8)), np.zeros(2), digitrec.InvalidTypeError, "integers"),
         (
             np.zeros((2, 8, 8)),
-            np.zeros((2, 2), int),
+            np.zeros((2, 2, 2), int),  # (N, L) is multi-label data; 3-D is nothing
             digitrec.InvalidInputError,
             r"\(N,\) or \(N, 1\)",
         ),

@@ -36,11 +36,28 @@ def labels_tensor(labels: Any) -> torch.Tensor:
         raise InvalidTypeError(f"labels must be integers, got dtype {tensor.dtype}")
     if tensor.dim() == 2 and tensor.shape[1] == 1:
         tensor = tensor[:, 0]
-    if tensor.dim() != 1:
+    if tensor.dim() not in (1, 2):
         raise InvalidInputError(
-            f"labels must have shape (N,) or (N, 1), got shape {tuple(tensor.shape)}"
+            f"labels must have shape (N,) or (N, 1), or (N, L) for multi-label data, "
+            f"got shape {tuple(tensor.shape)}"
         )
     return tensor.to(torch.int64).contiguous()
+
+
+def check_label_shape(labels: torch.Tensor, count: int) -> None:
+    """Check ``(N,)`` class indices >= 0, or ``(N, L)`` multi-label 0/1 indicators."""
+    if labels.dim() not in (1, 2) or labels.shape[0] != count:
+        raise InvalidInputError(
+            f"labels must have shape ({count},) to match {count} images (or ({count}, L) "
+            f"for multi-label data), got {tuple(labels.shape)}"
+        )
+    if labels.dim() == 2 and labels.numel() and (int(labels.min()) < 0 or int(labels.max()) > 1):
+        raise InvalidInputError(
+            f"multi-label labels must be 0 or 1, got values from {int(labels.min())} "
+            f"to {int(labels.max())}"
+        )
+    if labels.numel() and int(labels.min()) < 0:
+        raise InvalidInputError(f"labels must be >= 0, got {int(labels.min())}")
 
 
 class FileConstructors:
@@ -115,8 +132,9 @@ class FileConstructors:
         """Read one split of a MedMNIST-style ``.npz`` file.
 
         The file holds ``{split}_images`` (``(N, H, W)`` grayscale or ``(N, H, W, 3)``
-        RGB, ``uint8``) and ``{split}_labels`` (``(N, 1)`` or ``(N,)`` integers), as
-        MedMNIST ships them. Nothing is unpickled: object arrays are refused.
+        RGB, ``uint8``) and ``{split}_labels`` (``(N, 1)`` or ``(N,)`` integers, or
+        ``(N, L)`` 0/1 indicators for multi-label sets such as ChestMNIST's 14
+        findings), as MedMNIST ships them. Nothing is unpickled: object arrays are refused.
 
         Args:
             path: The ``.npz`` file, e.g. ``pneumoniamnist.npz`` from the medmnist package.

@@ -13,7 +13,7 @@ from .. import _images
 from .._checks import check_int
 from ..errors import InvalidInputError, InvalidTypeError
 from ._groups import groups_array
-from ._readers import FileConstructors, labels_tensor
+from ._readers import FileConstructors, check_label_shape, labels_tensor
 
 __all__ = ["Framing", "ImageDataset", "dataset_sha256"]
 
@@ -26,16 +26,20 @@ class ImageDataset(FileConstructors):
     """Images and their integer labels, held in memory as tensors.
 
     Images are ``uint8`` pixels in ``(N, C, H, W)`` layout with ``C`` 1 or 3, labels
-    are ``int64`` class indices. Indexing with an integer gives one ``(image,
-    label)`` pair, so the data set works with :class:`torch.utils.data.DataLoader`;
+    are ``int64`` class indices ``(N,)``, or for multi-label data (several
+    findings per image, as ChestMNIST's 14) ``int64`` 0/1 indicators ``(N, L)``.
+    Indexing with an integer gives one ``(image, label)`` pair (the label an
+    ``int``, or an ``(L,)`` tensor for multi-label data), so the data set works
+    with :class:`torch.utils.data.DataLoader`;
     indexing with a slice, a sequence of indices or a boolean mask gives a new
     ``ImageDataset``.
 
     Args:
         images: ``uint8`` tensor of shape ``(N, C, H, W)``. Use :meth:`from_arrays`
             for other layouts, dtypes or numpy arrays.
-        labels: ``int64`` tensor of shape ``(N,)`` with values in ``[0, num_classes)``.
-        class_names: Optional names of the classes, in label order.
+        labels: ``int64`` tensor of shape ``(N,)`` with values in ``[0, num_classes)``,
+            or ``(N, L)`` of 0 and 1 for multi-label data.
+        class_names: Optional names of the classes (of the ``L`` labels), in order.
         groups: Optional identifier of each image's patient, study or other unit
             whose images must stay together (strings or integers, one per
             image); kept through indexing and splits, so
@@ -79,19 +83,18 @@ class ImageDataset(FileConstructors):
         if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64:
             got = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
             raise InvalidTypeError(f"labels must be an int64 torch.Tensor, got {got}")
-        if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
-            raise InvalidInputError(
-                f"labels must have shape ({images.shape[0]},) to match {images.shape[0]} images, "
-                f"got {tuple(labels.shape)}"
-            )
-        if labels.numel() and int(labels.min()) < 0:
-            raise InvalidInputError(f"labels must be >= 0, got {int(labels.min())}")
+        check_label_shape(labels, images.shape[0])
         names: tuple[str, ...] | None = None
         if class_names is not None:
             names = tuple(class_names)
             if not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
                 raise InvalidInputError(f"class_names must be distinct strings, got {names!r}")
-            if labels.numel() and int(labels.max()) >= len(names):
+            if labels.dim() == 2 and labels.shape[1] != len(names):
+                raise InvalidInputError(
+                    f"class_names must name each of the {labels.shape[1]} labels, "
+                    f"got {len(names)} names"
+                )
+            if labels.dim() == 1 and labels.numel() and int(labels.max()) >= len(names):
                 raise InvalidInputError(
                     f"labels must be < {len(names)} (the number of class_names), "
                     f"got {int(labels.max())}"
@@ -118,7 +121,8 @@ class ImageDataset(FileConstructors):
                 with ``C`` 1 or 3; ``uint8`` (0-255) or floating point (0-1, stored
                 rounded to ``uint8``). A shape that fits both 4-D layouts is read
                 channels-first.
-            labels: Integer labels of shape ``(N,)`` or ``(N, 1)``.
+            labels: Integer labels of shape ``(N,)`` or ``(N, 1)``, or 0/1
+                indicators ``(N, L)`` for multi-label data.
             class_names: Optional names of the classes, in label order.
             groups: Optional patient or study identifier of each image (see
                 :class:`ImageDataset`).
@@ -197,8 +201,19 @@ class ImageDataset(FileConstructors):
 
     @property
     def labels(self) -> torch.Tensor:
-        """``int64`` class indices, shape ``(N,)``."""
+        """``int64`` class indices ``(N,)``, or 0/1 indicators ``(N, L)`` for multi-label data."""
         return self._labels
+
+    @property
+    def multilabel(self) -> bool:
+        """Whether each image has ``L`` 0/1 labels (``labels`` of shape ``(N, L)``).
+
+        Example:
+            >>> digitrec.ImageDataset.from_arrays(
+            ...     np.zeros((2, 8, 8), np.uint8), np.array([[1, 0, 1], [0, 0, 0]])).multilabel
+            True
+        """
+        return self._labels.dim() == 2
 
     @property
     def class_names(self) -> tuple[str, ...] | None:
@@ -213,28 +228,34 @@ class ImageDataset(FileConstructors):
 
     @property
     def num_classes(self) -> int:
-        """The number of class names if known, else one more than the largest label."""
+        """The number of class names if known, else one more than the largest label.
+
+        For multi-label data, the number of labels ``L``.
+        """
         if self._class_names is not None:
             return len(self._class_names)
+        if self.multilabel:
+            return int(self._labels.shape[1])
         return int(self._labels.max()) + 1 if self._labels.numel() else 0
 
     def __len__(self) -> int:
         return int(self._labels.shape[0])
 
     @overload
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]: ...
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Any]: ...
 
     @overload
     def __getitem__(self, index: slice | Sequence[int] | torch.Tensor) -> ImageDataset: ...
 
     def __getitem__(
         self, index: int | slice | Sequence[int] | torch.Tensor
-    ) -> tuple[torch.Tensor, int] | ImageDataset:
+    ) -> tuple[torch.Tensor, Any] | ImageDataset:
         if isinstance(index, (int, np.integer)):
             position = int(index)
             if not -len(self) <= position < len(self):
                 raise IndexError(f"index {position} is out of range for {len(self)} images")
-            return self._images[position], int(self._labels[position])
+            label = self._labels[position]
+            return self._images[position], label if self.multilabel else int(label)
         if isinstance(index, slice):
             selected: slice | torch.Tensor = index
         else:

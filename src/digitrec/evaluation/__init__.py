@@ -7,13 +7,21 @@ reader asks for (:func:`evaluate`, :class:`ClassificationReport`), and
 percentile-bootstrap confidence intervals on them (:func:`bootstrap_ci`, over
 images or patients), ``thresholds`` chooses operating points for a target
 sensitivity on validation data (:func:`choose_threshold`) and measures them on
-test data. Evaluation predicts through :mod:`digitrec.inference`, the same path
-every caller uses, and sits below training, which measures validation data with it.
+test data, and ``multilabel`` measures each finding of multi-label data on its
+own (:func:`multilabel_metrics`, :func:`evaluate_multilabel`). Evaluation
+predicts through :mod:`digitrec.inference`, the same path every caller uses,
+and sits below training, which measures validation data with it.
 """
 
 from .accuracy import AccuracyResult, evaluate_accuracy
 from .bootstrap import BootstrapMetric, BootstrapReport, Interval, bootstrap_ci, bootstrap_ci_from
 from .calibration import calibrate
+from .multilabel import (
+    MultilabelReport,
+    evaluate_multilabel,
+    multilabel_metrics,
+    multilabel_thresholds,
+)
 from .report import ClassificationReport, evaluate
 from .thresholds import (
     OperatingPoint,
@@ -28,6 +36,7 @@ __all__ = [
     "BootstrapReport",
     "ClassificationReport",
     "Interval",
+    "MultilabelReport",
     "OperatingPoint",
     "bootstrap_ci",
     "bootstrap_ci_from",
@@ -35,6 +44,9 @@ __all__ = [
     "choose_threshold",
     "evaluate",
     "evaluate_accuracy",
+    "evaluate_multilabel",
     "measure_threshold",
+    "multilabel_metrics",
+    "multilabel_thresholds",
     "threshold_for_sensitivity",
 ]
