@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, get_args
 
 from ..errors import InvalidInputError, InvalidTypeError
-from .networks import BUILTIN_NETWORKS, NAME_PATTERN
 
 __all__ = ["MNIST_MEAN", "MNIST_STD", "Architecture", "ModelConfig", "Preparation", "Task"]
 
@@ -18,6 +18,9 @@ Preparation = Literal["digits", "resize"]
 #: The built-in networks; ``ModelConfig.arch`` also takes a name registered with
 #: :func:`~digitrec.register_network`.
 Architecture = Literal["mlp", "cnn", "resnet"]
+
+#: What a network's name (``arch``) may look like.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 #: One label per image out of ``num_classes`` (softmax, cross-entropy), or any
 #: subset of ``num_classes`` labels per image (sigmoids, binary cross-entropy).
@@ -80,7 +83,7 @@ class ModelConfig:
         # config of a file naming an unregistered network still reads (to say so).
         if not isinstance(self.arch, str) or not NAME_PATTERN.fullmatch(self.arch):
             raise InvalidInputError(
-                f"arch must be one of {tuple(BUILTIN_NETWORKS)} or a registered network name, "
+                f"arch must be one of {get_args(Architecture)} or a registered network name, "
                 f"got {self.arch!r}"
             )
         if self.task not in get_args(Task):
