@@ -17,6 +17,7 @@ from ._checks import check_number, check_positive_int
 from ._device import DeviceLike
 from ._model_inputs import model_batch, model_image
 from ._runtime import eval_mode, model_device, move_to
+from .errors import InvalidInputError
 from .models import DigitClassifier
 from .models._validate import check_model
 
@@ -88,6 +89,8 @@ def predict_proba(
     Returns:
         ``float32`` CPU tensor of shape ``(N, num_classes)``; each row sums to 1.
         The model's softmax temperature (see :func:`~digitrec.calibrate`) is applied.
+        For a ``"multilabel"`` model each column is its own label's sigmoid
+        probability, and rows need not sum to 1.
 
     Raises:
         InvalidInputError: If the images do not fit the model's input shape.
@@ -100,7 +103,7 @@ def predict_proba(
         (torch.Size([3, 10]), True)
     """
     logits = _batch_logits(model, images, device, batch_size, prepare)
-    return torch.softmax(logits / float(model.temperature), dim=1)
+    return check_model(model).probabilities(logits)
 
 
 def predict(
@@ -116,14 +119,27 @@ def predict(
     Takes the same arguments as :func:`predict_proba`.
 
     Returns:
-        ``int64`` CPU tensor of shape ``(N,)``.
+        ``int64`` CPU tensor of shape ``(N,)``; for a ``"multilabel"`` model,
+        ``(N, labels)`` of 0 and 1 (each label's probability above 0.5).
 
     Example:
         >>> model = digitrec.DigitClassifier(seed=0)
         >>> digitrec.predict(model, torch.zeros(3, 1, 28, 28, dtype=torch.uint8)).shape
         torch.Size([3])
     """
-    return _batch_logits(model, images, device, batch_size, prepare).argmax(dim=1)
+    logits = _batch_logits(model, images, device, batch_size, prepare)
+    if model.config.task == "multilabel":
+        return (logits > 0).to(torch.int64)  # probability above 0.5, label by label
+    return logits.argmax(dim=1)
+
+
+def _single_label(model: DigitClassifier, what: str) -> DigitClassifier:
+    if model.config.task == "multilabel":
+        raise InvalidInputError(
+            f"{what} gives one class per image, but the model is multilabel; use "
+            "predict_proba (one probability per label) or predict (0/1 per label)"
+        )
+    return model
 
 
 def predict_or_abstain(
@@ -164,6 +180,7 @@ def predict_or_abstain(
         >>> labels.tolist()  # an untrained model is never that sure
         [-1, -1, -1, -1]
     """
+    _single_label(check_model(model), "predict_or_abstain")
     check_number(min_confidence, "min_confidence", low=0.0, high=1.0)
     probabilities = predict_proba(
         model, images, device=device, batch_size=batch_size, prepare=prepare
@@ -209,6 +226,7 @@ def get_predicted_label(
     """
     model = check_model(model)
     batch = model_image(model, image, prepare)
+    _single_label(model, "get_predicted_label")
     logits = logits_in_batches(model, batch, model_device(model, device), 1)
     return int(logits.argmax(dim=1).item())
 
@@ -274,12 +292,12 @@ def classify(
         >>> answer.label in "abcdefghij", len(answer.probabilities)
         (True, 10)
     """
-    checked = check_model(model)
+    checked = _single_label(check_model(model), "classify")
     batch = model_batch(checked, images, prepare)
     size = check_positive_int(batch_size, "batch_size")
     target = model_device(checked, device)
     logits = logits_in_batches(checked, batch, target, size)
-    probabilities = torch.softmax(logits / float(checked.temperature), dim=1)
+    probabilities = checked.probabilities(logits)
     unusual = _out_of_distribution(checked, batch, target, size)
     names = checked.class_names or tuple(str(index) for index in range(checked.num_classes))
     confidence, indices = probabilities.max(dim=1)
@@ -307,4 +325,5 @@ def _out_of_distribution(
     from .models.ood import ood_scores
 
     scores = ood_scores(model, batch, device=device, batch_size=batch_size)
-    return scores > detector.threshold
+    unusual: torch.Tensor = scores > float(detector.threshold)
+    return unusual
