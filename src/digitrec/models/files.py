@@ -29,11 +29,16 @@ from ._validate import check_model
 from .classifier import DigitClassifier
 from .config import ModelConfig
 from .networks import network_factory
+from .ood import OODDetector
 
 __all__ = ["MODEL_FORMAT", "load", "read_metadata", "save"]
 
 #: The format tag written into every model file's header.
 MODEL_FORMAT = "digitrec.model/1"
+
+# Out-of-distribution statistics (an attached OODDetector) are stored beside the weights
+# as tensors with this prefix, and described by the header's "ood" entry.
+_OOD_PREFIX = "ood."
 
 
 def _saved_at() -> str:
@@ -57,7 +62,8 @@ def save(
     """Save a model as safetensors weights with a JSON header, atomically.
 
     Args:
-        model: The classifier to save (its weights, config and temperature).
+        model: The classifier to save (its weights, config and temperature, and the
+            out-of-distribution statistics attached as ``model.ood``, if any).
         path: Where to write, conventionally ending in ``.safetensors``.
         metadata: Anything JSON-serializable to record with the model, such as the
             training settings (``trainer.config.to_dict()``), data checksums
@@ -68,7 +74,8 @@ def save(
 
     Raises:
         InvalidTypeError: If ``model`` is not a DigitClassifier.
-        InvalidInputError: If ``metadata`` cannot be written as JSON.
+        InvalidInputError: If ``metadata`` cannot be written as JSON, or ``model.ood``
+            was fitted on other weights.
             Or if the model wraps a network that no registered factory rebuilds
             (see :meth:`DigitClassifier.from_module`).
 
@@ -94,8 +101,18 @@ def save(
         json.dumps(header, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise InvalidInputError(f"metadata must be JSON-serializable: {error}") from error
+    tensors = dict(model.state_dict())
+    detector = getattr(model, "ood", None)
+    if detector is not None:
+        if not isinstance(detector, OODDetector):
+            raise InvalidInputError(
+                f"model.ood must be a digitrec.OODDetector, got {type(detector).__name__}"
+            )
+        detector.check_model(model)  # statistics of older weights must not travel with new ones
+        header["ood"] = detector.description()
+        tensors |= {f"{_OOD_PREFIX}{name}": t for name, t in detector.state_tensors().items()}
     target = Path(path).expanduser()
-    write_atomically(target, tensors_to_bytes(model.state_dict(), header))
+    write_atomically(target, tensors_to_bytes(tensors, header))
     return target
 
 
@@ -125,12 +142,14 @@ def load(path: str | os.PathLike[str], *, device: DeviceLike = "cpu") -> DigitCl
         device: Where to put the model.
 
     Returns:
-        The model, in eval mode, with its weights, config and temperature.
+        The model, in eval mode, with its weights, config and temperature, and its
+        out-of-distribution statistics attached as ``model.ood`` if it was saved with them.
 
     Raises:
         DataNotFoundError: If the file does not exist.
         CheckpointError: If the file is not a digitrec model (a pickle, a truncated
-            file, another program's file) or its weights do not fit its config.
+            file, another program's file), its weights do not fit its config, or its
+            out-of-distribution statistics are broken or belong to other weights.
 
     Example:
         >>> import tempfile, os
@@ -143,6 +162,10 @@ def load(path: str | os.PathLike[str], *, device: DeviceLike = "cpu") -> DigitCl
         True
     """
     tensors, header = read_file(path, "model file")
+    ood_tensors = {
+        name[len(_OOD_PREFIX) :]: tensors.pop(name)
+        for name in [name for name in tensors if name.startswith(_OOD_PREFIX)]
+    }
     if header.get("format") != MODEL_FORMAT:
         raise CheckpointError(
             f"{str(path)!r} has format {header.get('format')!r}; this digitrec reads "
@@ -182,4 +205,11 @@ def load(path: str | os.PathLike[str], *, device: DeviceLike = "cpu") -> DigitCl
         )
     model = DigitClassifier.from_config(config)
     model.load_state_dict(tensors)
+    if "ood" in header or ood_tensors:
+        try:
+            OODDetector.from_state(header.get("ood", {}), ood_tensors).attach(model)
+        except InvalidInputError as error:
+            raise CheckpointError(
+                f"{str(path)!r} has out-of-distribution statistics of other weights: {error}"
+            ) from error
     return model.to(resolve_device(device)).eval()

@@ -1,0 +1,311 @@
+"""Out-of-distribution scores: real separation, the threshold, storage, refusal, metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from sklearn.metrics import roc_auc_score, roc_curve
+
+import digitrec
+from digitrec import OODDetector, fit_ood, ood_metrics, ood_scores
+
+PNEUMONIA = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "medmnist" / "pneumoniamnist.npz"
+)
+
+
+@pytest.fixture(scope="module")
+def mlp(mnist_train: digitrec.ImageDataset) -> digitrec.DigitClassifier:
+    model = digitrec.DigitClassifier("mlp", seed=0)
+    digitrec.Trainer(model, progress=False).fit(mnist_train)
+    return model
+
+
+@pytest.fixture(scope="module")
+def detector(mlp: digitrec.DigitClassifier, mnist_train: digitrec.ImageDataset) -> OODDetector:
+    return fit_ood(mlp, mnist_train)
+
+
+def noise_and_blank(count: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(0)
+    noise = torch.randint(0, 256, (count, 1, 28, 28), generator=gen, dtype=torch.uint8)
+    levels = torch.linspace(0, 255, count).round().to(torch.uint8)
+    blank = levels.view(count, 1, 1, 1).expand(count, 1, 28, 28).contiguous()
+    return torch.cat([noise, blank])
+
+
+def test_noise_and_blank_score_higher_than_mnist_test(
+    mlp: digitrec.DigitClassifier, detector: OODDetector, mnist_test: digitrec.ImageDataset
+) -> None:
+    inside = ood_scores(mlp, mnist_test, detector=detector)
+    outside = ood_scores(mlp, noise_and_blank(500), detector=detector)
+    auroc, fpr = ood_metrics(inside, outside)
+    assert auroc > 0.99
+    assert fpr < 0.05
+    assert inside.dtype == torch.float32
+    assert inside.shape == (len(mnist_test),)
+
+
+def test_threshold_accepts_95_percent_of_unseen_digits(
+    mlp: digitrec.DigitClassifier, detector: OODDetector, mnist_test: digitrec.ImageDataset
+) -> None:
+    accepted = (ood_scores(mlp, mnist_test, detector=detector) <= detector.threshold).double()
+    assert 0.93 <= float(accepted.mean()) <= 0.97
+    description = detector.description()
+    assert description["val_images"] == 6000
+    assert description["fit_images"] == 54000
+
+
+def test_statistics_are_small(detector: OODDetector) -> None:
+    tensors = detector.state_tensors()
+    assert sum(t.numel() * t.element_size() for t in tensors.values()) < 1_000_000
+    assert tensors["bank"].shape[1] == 64 + 32
+    assert tensors["pixel_bank"].shape == (tensors["bank"].shape[0], 49)
+    assert tensors["pixel_basis"].shape == (784, 80)
+    assert tensors["class_precisions"].shape == (10, 80, 80)
+
+
+def test_energy_without_statistics(
+    mlp: digitrec.DigitClassifier, mnist_test: digitrec.ImageDataset
+) -> None:
+    images = mnist_test.images[:50]
+    expected = -torch.logsumexp(mlp(images).detach().double(), dim=1).float()
+    torch.testing.assert_close(ood_scores(mlp, images), expected)
+
+
+def test_statistics_round_trip_through_safetensors_bytes(
+    mlp: digitrec.DigitClassifier, detector: OODDetector, mnist_test: digitrec.ImageDataset
+) -> None:
+    data = save_safetensors(
+        detector.state_tensors(), metadata={"ood": json.dumps(detector.description())}
+    )
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])["__metadata__"]
+    restored = OODDetector.from_state(json.loads(header["ood"]), load_safetensors(data))
+    for name, original in detector.state_tensors().items():
+        again = restored.state_tensors()[name]
+        assert again.dtype == original.dtype
+        assert torch.equal(again.view(torch.uint8), original.view(torch.uint8)), name
+    assert restored.description() == detector.description()
+    images = mnist_test.images[:200]
+    assert torch.equal(
+        ood_scores(mlp, images, detector=restored), ood_scores(mlp, images, detector=detector)
+    )
+
+
+def test_attached_detector_is_used(
+    mlp: digitrec.DigitClassifier, detector: OODDetector, mnist_test: digitrec.ImageDataset
+) -> None:
+    model = digitrec.DigitClassifier("mlp", seed=0)
+    model.load_state_dict(mlp.state_dict())
+    images = mnist_test.images[:20]
+    assert detector.attach(model) is model
+    assert torch.equal(ood_scores(model, images), ood_scores(mlp, images, detector=detector))
+    assert set(model.state_dict()) == set(mlp.state_dict())  # not a submodule
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        lambda: digitrec.DigitClassifier("mlp", seed=1),
+        lambda: digitrec.DigitClassifier("mlp", num_classes=2, seed=0),
+        lambda: digitrec.DigitClassifier("cnn", seed=0),
+    ],
+    ids=["other-weights", "other-classes", "other-arch"],
+)
+def test_wrong_model_is_refused(detector: OODDetector, other: object) -> None:
+    model = other()  # type: ignore[operator]
+    with pytest.raises(digitrec.InvalidInputError, match="wrong model for the statistics"):
+        ood_scores(model, torch.zeros(2, 28, 28), detector=detector)
+    with pytest.raises(digitrec.InvalidInputError, match="wrong model for the statistics"):
+        detector.attach(model)
+
+
+def test_retrained_model_is_refused(
+    mlp: digitrec.DigitClassifier, detector: OODDetector, mnist_train: digitrec.ImageDataset
+) -> None:
+    model = digitrec.DigitClassifier("mlp", seed=0)
+    model.load_state_dict(mlp.state_dict())
+    digitrec.Trainer(model, epochs=1, progress=False).fit(mnist_train[:500])
+    with pytest.raises(digitrec.InvalidInputError, match="weights differ"):
+        detector.check_model(model)
+
+
+@pytest.mark.parametrize(
+    ("change", "tensors"),
+    [
+        ({"format": "other/1"}, None),
+        ({"k": "ten"}, None),
+        ({"feature_dim": 95}, None),
+        ({"method": "knn+energy"}, None),
+        ({"energy_std": 0.0}, None),
+        ({}, {"bank": torch.zeros(5000, 96)}),
+        ({}, {}),
+        ("nan", None),
+    ],
+)
+def test_broken_statistics_are_refused(
+    detector: OODDetector,
+    change: dict[str, object] | str,
+    tensors: dict[str, torch.Tensor] | None,
+) -> None:
+    given = detector.state_tensors() if tensors is None else tensors
+    if isinstance(change, str):  # "nan"
+        given["class_means"] = torch.full_like(given["class_means"], float("nan"))
+        change = {}
+    with pytest.raises(digitrec.CheckpointError):
+        OODDetector.from_state(detector.description() | change, given)
+
+
+def test_save_and_load_keep_the_statistics(
+    mlp: digitrec.DigitClassifier, detector: OODDetector, mnist_test: digitrec.ImageDataset
+) -> None:
+    model = digitrec.DigitClassifier("mlp", seed=0)
+    model.load_state_dict(mlp.state_dict())
+    path = os.path.join(tempfile.mkdtemp(), "mlp.safetensors")
+    digitrec.save(detector.attach(model), path)
+    restored = digitrec.load(path)
+    assert isinstance(restored.ood, OODDetector)
+    assert restored.ood.description() == detector.description()
+    images = mnist_test.images[:300]
+    assert torch.equal(ood_scores(restored, images), ood_scores(mlp, images, detector=detector))
+    assert digitrec.read_metadata(path)["ood"]["threshold"] == detector.threshold
+    plain = os.path.join(tempfile.mkdtemp(), "plain.safetensors")
+    digitrec.save(mlp, plain)
+    assert getattr(digitrec.load(plain), "ood", None) is None
+
+
+def test_load_refuses_a_broken_or_foreign_ood_block(
+    mlp: digitrec.DigitClassifier, detector: OODDetector
+) -> None:
+    folder = tempfile.mkdtemp()
+    model = digitrec.DigitClassifier("mlp", seed=0)
+    model.load_state_dict(mlp.state_dict())
+    path = os.path.join(folder, "mlp.safetensors")
+    digitrec.save(detector.attach(model), path)
+    data = Path(path).read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    tensors = load_safetensors(data)
+    metadata = json.loads(data[8 : 8 + size])["__metadata__"]
+    header = json.loads(metadata["digitrec"])
+    other = digitrec.DigitClassifier("mlp", seed=3).state_dict()
+    cases = {
+        "truncated-bank": ({**tensors, "ood.bank": tensors["ood.bank"][:10]}, header),
+        "no-description": (tensors, {k: v for k, v in header.items() if k != "ood"}),
+        "other-weights": (tensors | {k: v for k, v in other.items()}, header),
+    }
+    for name, (broken, head) in cases.items():
+        target = os.path.join(folder, f"{name}.safetensors")
+        blob = save_safetensors(broken, metadata={**metadata, "digitrec": json.dumps(head)})
+        Path(target).write_bytes(blob)
+        with pytest.raises(digitrec.CheckpointError):
+            digitrec.load(target)
+
+
+def test_save_refuses_statistics_of_older_weights(
+    mlp: digitrec.DigitClassifier, detector: OODDetector
+) -> None:
+    model = digitrec.DigitClassifier("mlp", seed=0)
+    model.load_state_dict(mlp.state_dict())
+    detector.attach(model)
+    with torch.no_grad():
+        next(iter(model.network.parameters())).add_(1.0)
+    with pytest.raises(digitrec.InvalidInputError, match="weights differ"):
+        digitrec.save(model, os.path.join(tempfile.mkdtemp(), "m.safetensors"))
+
+
+def test_wrong_image_shape_is_refused(mlp: digitrec.DigitClassifier, detector: OODDetector) -> None:
+    for chosen in (None, detector):
+        with pytest.raises(digitrec.InvalidInputError, match="28"):
+            ood_scores(mlp, torch.zeros(2, 1, 32, 32), detector=chosen)
+    with pytest.raises(digitrec.InvalidTypeError):
+        ood_scores(mlp, torch.zeros(2, 28, 28), detector="stats")  # type: ignore[arg-type]
+
+
+def test_fit_refuses_bad_arguments(mlp: digitrec.DigitClassifier) -> None:
+    data = digitrec.load_mnist("test")[:100]
+    with pytest.raises(digitrec.InvalidInputError):
+        fit_ood(mlp, data, k=200)
+    with pytest.raises(digitrec.InvalidInputError):
+        fit_ood(mlp, data, val_fraction=1.5)
+    with pytest.raises(digitrec.InvalidTypeError):
+        fit_ood(mlp, data.images)  # type: ignore[arg-type]
+
+
+def synthetic_xrays(count: int, seed: int) -> digitrec.ImageDataset:
+    """A stand-in for chest X-rays: smooth bright blobs on grey, two classes by blob size."""
+    gen = torch.Generator().manual_seed(seed)
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    labels = torch.randint(0, 2, (count,), generator=gen)
+    centres = 10 + 8 * torch.rand(count, 2, generator=gen)
+    width = (3.0 + 4.0 * labels).view(count, 1, 1)
+    dist = (ys - centres[:, 0, None, None]) ** 2 + (xs - centres[:, 1, None, None]) ** 2
+    images = (
+        90
+        + 120 * torch.exp(-dist / (2 * width**2))
+        + 10 * torch.randn(count, 28, 28, generator=gen)
+    )
+    return digitrec.ImageDataset(images.clamp(0, 255).to(torch.uint8).unsqueeze(1), labels)
+
+
+@pytest.mark.parametrize("source", ["synthetic", "pneumonia"])
+def test_digits_are_out_of_distribution_for_an_xray_model(
+    source: str, mnist_test: digitrec.ImageDataset
+) -> None:
+    if source == "pneumonia":
+        if not PNEUMONIA.is_file():
+            pytest.skip("PneumoniaMNIST is not in ../shared/data/medmnist")
+        train = digitrec.ImageDataset.from_npz(PNEUMONIA, "train")
+        test = digitrec.ImageDataset.from_npz(PNEUMONIA, "test")
+    else:
+        train, test = synthetic_xrays(3000, seed=0), synthetic_xrays(500, seed=1)
+    model = digitrec.DigitClassifier("mlp", num_classes=2, seed=0)
+    digitrec.Trainer(model, epochs=5, progress=False).fit(train)
+    detector = fit_ood(model, train)
+    auroc, fpr = ood_metrics(
+        ood_scores(model, test, detector=detector),
+        ood_scores(model, mnist_test.images[:1000], detector=detector),
+    )
+    assert auroc > 0.99
+    assert fpr < 0.05
+
+
+def sklearn_fpr_at_95_tpr(inside: np.ndarray, outside: np.ndarray) -> float:
+    # The literature's FPR95: in-distribution images are the positives of the TPR,
+    # with a lower OOD score meaning more in-distribution.
+    truth = np.r_[np.ones(len(inside)), np.zeros(len(outside))]
+    fpr, tpr, _ = roc_curve(truth, -np.r_[inside, outside], drop_intermediate=False)
+    return float(fpr[np.argmax(tpr >= 0.95)])
+
+
+scores = st.lists(
+    st.floats(-10, 10, allow_nan=False, width=32) | st.integers(-3, 3).map(float),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(inside=scores, outside=scores)
+def test_metrics_match_scikit_learn(inside: list[float], outside: list[float]) -> None:
+    auroc, fpr = ood_metrics(torch.tensor(inside), torch.tensor(outside))
+    truth = np.r_[np.zeros(len(inside)), np.ones(len(outside))]
+    expected = roc_auc_score(truth, np.r_[inside, outside])
+    assert auroc == pytest.approx(expected, abs=1e-12)
+    assert fpr == pytest.approx(sklearn_fpr_at_95_tpr(np.array(inside), np.array(outside)))
+
+
+def test_metrics_refuse_empty_or_nan() -> None:
+    with pytest.raises(digitrec.InvalidInputError):
+        ood_metrics(torch.tensor([]), torch.tensor([1.0]))
+    with pytest.raises(digitrec.InvalidInputError):
+        ood_metrics(torch.tensor([float("nan")]), torch.tensor([1.0]))
