@@ -389,3 +389,13 @@ def test_cli_serve_stops_cleanly_on_sigterm(model_file: Path) -> None:
             process.wait()
     assert process.stderr is not None
     assert "127.0.0.1" in process.stderr.read().decode()
+
+
+def test_batching_on_gives_the_same_answers(
+    model: digitrec.DigitClassifier, digits: list[tuple[np.ndarray, int]]
+) -> None:
+    files = [("file", (f"{i}.png", png_bytes(p))) for i, (p, _) in enumerate(digits)]
+    with TestClient(create_app(model, max_batch_images=16, batch_window_ms=5)) as batched:
+        on = batched.post("/v1/predict", files=files).json()["predictions"]
+    off = TestClient(create_app(model)).post("/v1/predict", files=files).json()["predictions"]
+    assert [p["class_index"] for p in on] == [p["class_index"] for p in off]

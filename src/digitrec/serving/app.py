@@ -175,7 +175,7 @@ def create_app(
     api_key: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_images: int = 64,
-    max_batch_images: int = 64,
+    max_batch_images: int = 1,
     batch_window_ms: float = 2.0,
 ) -> FastAPI:
     """Build the HTTP app that serves ``model``: the API, its docs and the drawing page.
@@ -185,8 +185,9 @@ def create_app(
     answered with a :class:`PredictResponse` (each file is read with
     :func:`~digitrec.read_image` and prepared as ``digitrec predict`` prepares
     it); OpenAPI docs at ``/docs``; the page at ``/``. Inference runs on a worker
-    thread; requests that arrive within ``batch_window_ms`` of each other are
-    classified in one call. Refusals are 4xx with a JSON :class:`ErrorResponse`.
+    thread; with ``max_batch_images`` above 1, requests that arrive within
+    ``batch_window_ms`` of each other are classified in one call. Refusals are
+    4xx with a JSON :class:`ErrorResponse`.
 
     Args:
         model: A :class:`~digitrec.DigitClassifier`, the path of a model file saved
@@ -200,8 +201,10 @@ def create_app(
         max_pixels: The largest image (width x height), checked from the file's
             header before decoding (decompression bombs are refused).
         max_images: The most images in one request.
-        max_batch_images: The most images classified in one call; 1 classifies
-            each request on its own.
+        max_batch_images: The most images classified in one call. The default,
+            1, classifies each request on its own: batching measured no faster
+            while :func:`~digitrec.classify` prepares raw images one at a time
+            (``benchmarks/bench_serving.py``).
         batch_window_ms: How long a batch waits for more requests to join it.
 
     Returns:
