@@ -21,6 +21,7 @@ def test_all_is_unique_and_complete() -> None:
         "checkpoint",
         "attribution",
         "cli",
+        "crossval",
         "data",
         "errors",
         "evaluation",
@@ -30,6 +31,8 @@ def test_all_is_unique_and_complete() -> None:
         "io",
         "models",
         "plotting",
+        "preprocessing",
+        "serving",
         "training",
     }
     assert public - modules <= set(digitrec.__all__)

@@ -40,23 +40,29 @@ def _fit_channels(batch: torch.Tensor, channels: int) -> torch.Tensor:
     return (batch * weights).sum(dim=1, keepdim=True)
 
 
-def prepare_for(model: DigitClassifier, image: torch.Tensor) -> torch.Tensor:
-    """Bring one ``(1, C, H, W)`` image of any size to the model's input, as the model says."""
+def prepare_for(model: DigitClassifier, images: torch.Tensor) -> torch.Tensor:
+    """Bring an ``(N, C, H, W)`` batch of one size to the model's input, as the model says."""
     channels, height, width = model.input_shape
     if model.config.preparation == "digits":
-        prepared = prepare_digits(image)
+        prepared = prepare_digits(images)
         if prepared.shape[2:] != (height, width):
             prepared = resize_images(prepared, (height, width), mode="stretch")
     else:
-        prepared = resize_images(image, (height, width), mode="pad")
+        prepared = resize_images(images, (height, width), mode="pad")
     return _fit_channels(prepared, channels)
 
 
 def _prepare_each(model: DigitClassifier, images: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Prepare ``(1, C, H, W)`` images of any sizes, those of one size as one batch."""
     channels, height, width = model.input_shape
-    if not images:
-        return torch.empty(0, channels, height, width)
-    return torch.cat([prepare_for(model, image) for image in images])
+    out = torch.empty(len(images), channels, height, width)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for index, image in enumerate(images):
+        by_shape.setdefault(tuple(image.shape[1:]), []).append(index)
+    for positions in by_shape.values():
+        batch = torch.cat([_as_float(images[i]) for i in positions])
+        out[positions] = prepare_for(model, batch)
+    return out
 
 
 def _one_image(item: Any, channels: int, what: str) -> torch.Tensor:
