@@ -7,6 +7,7 @@ function over the batch (the only Python loop groups pixels into marks).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -56,35 +57,53 @@ def _odd(value: float) -> int:
     return max(3, int(value) // 2 * 2 + 1)
 
 
-def _as_channels(images: torch.Tensor) -> torch.Tensor:
-    """(N, 1, h, w) as (1, N, h, w) channels-last, for fast pooling.
-
-    torch's CPU pooling is several times faster over many channels in that layout
-    than over a batch of one-channel images.
-    """
-    count, _, height, width = images.shape
-    return images.reshape(1, count, height, width).contiguous(memory_format=torch.channels_last)
+# The resizing and smoothing steps are linear and separable: each is a (new, old)
+# matrix per axis, built once per size by running torch's own op on an identity, so
+# the results match the op while a batch costs two matrix products.
 
 
-def _as_batch_of_one(images: torch.Tensor) -> torch.Tensor:
-    _, count, height, width = images.shape
-    return images.contiguous().view(count, 1, height, width)
+@lru_cache(maxsize=64)
+def _pool_matrix(size: int, new: int) -> torch.Tensor:
+    """(new, size): adaptive average pooling from ``size`` to ``new`` pixels."""
+    return F.adaptive_avg_pool1d(torch.eye(size).unsqueeze(0), new)[0].T.contiguous()
 
 
-def _box_mean(images: torch.Tensor, kernel: int) -> torch.Tensor:
-    pooled = F.avg_pool2d(_as_channels(images), kernel, 1, kernel // 2, count_include_pad=False)
-    return _as_batch_of_one(pooled)
+@lru_cache(maxsize=64)
+def _nearest_matrix(size: int, new: int) -> torch.Tensor:
+    """(new, size): nearest-neighbour resizing from ``size`` to ``new`` pixels."""
+    return F.interpolate(torch.eye(size).unsqueeze(0), size=new, mode="nearest")[0].T.contiguous()
 
 
-def _max_pool(images: torch.Tensor, kernel: int) -> torch.Tensor:
-    channels = _as_channels(images)
-    pad = kernel // 2
-    pooled = F.max_pool2d(channels, (kernel, 1), 1, (pad, 0))
-    return _as_batch_of_one(F.max_pool2d(pooled, (1, kernel), 1, (0, pad)))
+@lru_cache(maxsize=64)
+def _box_matrix(size: int, kernel: int) -> torch.Tensor:
+    """(size, size): the mean over ``kernel`` pixels, counting only those inside."""
+    eye = torch.eye(size).unsqueeze(0)
+    box = F.avg_pool1d(eye, kernel, 1, kernel // 2, count_include_pad=False)
+    return box[0].T.contiguous()
 
 
-def _min_pool(images: torch.Tensor, kernel: int) -> torch.Tensor:
-    return -_max_pool(-images, kernel)
+@lru_cache(maxsize=64)
+def _quadratic_rows(size: int, new: int) -> torch.Tensor:
+    """(new, 3): 1, t, t² at ``size`` cell centres in [-1, 1], bilinearly resized to ``new``."""
+    t = (torch.arange(size, dtype=torch.float64) + 0.5) / size * 2 - 1
+    powers = torch.stack((torch.ones_like(t), t, t * t), dim=1).to(torch.float32)
+    if new == size:
+        return powers
+    resize = F.interpolate(torch.eye(size).unsqueeze(0), size=new, mode="linear")[0]
+    return (resize.T @ powers).contiguous()
+
+
+def _separable(images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``rows @ image @ cols.T`` for each (N, 1, h, w) image, as (N, 1, new_h, new_w)."""
+    return (rows @ (images @ cols.T)).view(images.shape[0], 1, rows.shape[0], cols.shape[0])
+
+
+def _resize(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Adaptive average pooling of (N, 1, h, w) to (N, 1, height, width)."""
+    h, w = images.shape[-2:]
+    if (h, w) == (height, width):
+        return images
+    return _separable(images, _pool_matrix(h, height), _pool_matrix(w, width))
 
 
 def border(images: torch.Tensor, width: int) -> torch.Tensor:
@@ -112,48 +131,53 @@ def _ink_is_dark(coarse: torch.Tensor) -> torch.Tensor:
     low, high = flat.amin(dim=1), flat.amax(dim=1)
     edge = border(coarse[:, 0], 1).median(dim=1).values
     position = (edge - low) / (high - low).clamp_min(1e-6)
-    kernel = _odd(max(coarse.shape[-2:]) / 2)
-    deviation = (coarse - _box_mean(coarse, kernel)).flatten(1)
+    height, width = coarse.shape[-2:]
+    kernel = _odd(max(height, width) / 2)
+    mean = _separable(coarse, _box_matrix(height, kernel), _box_matrix(width, kernel))
+    deviation = (coarse - mean).flatten(1)
     deviates_dark = -deviation.amin(dim=1) > deviation.amax(dim=1)
     clear = (position - 0.5).abs() > _POLARITY_MARGIN
     return torch.where(clear, position > 0.5, deviates_dark)
 
 
-def _background(coarse: torch.Tensor) -> torch.Tensor:
-    """Estimate the lighting under bright ink on a coarse (N, 1, h, w) copy.
-
-    A quadratic surface (a gradient plus a vignette) is fitted by least squares to
-    an even coarser copy, a few times over, each time to the cells that lie on or
-    below the previous fit: bright ink drops out and the paper remains.
-    """
-    small = F.adaptive_avg_pool2d(
-        coarse, _work_size(coarse.shape[-2], coarse.shape[-1], _BACKGROUND_WORK)
-    )
-    count, _, height, width = small.shape
-    basis = _quadratic_basis(height, width)
-    values = small.reshape(count, -1, 1).to(torch.float64)
-    weights = torch.ones(count, height * width, 1, dtype=torch.float64)
-    ridge = 1e-6 * torch.eye(basis.shape[1], dtype=torch.float64)
-    for _ in range(_BACKGROUND_ROUNDS):
-        weighted = basis.T * weights.transpose(1, 2)
-        coefficients = torch.linalg.solve(weighted @ basis + ridge, weighted @ values)
-        fitted = basis @ coefficients
-        weights = (values - fitted <= _BACKGROUND_TOLERANCE).to(torch.float64)
-    return _quadratic(coefficients, *coarse.shape[-2:]).to(torch.float32)
-
-
-def _quadratic_basis(height: int, width: int) -> torch.Tensor:
-    """(height * width, 6): 1, x, y, x², xy, y² at the pixel centres, scaled to [-1, 1]."""
+@lru_cache(maxsize=16)
+def _fit_basis(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h * w, 6): 1, x, y, x², xy, y² at the cell centres in [-1, 1]; (h * w, 36): outer."""
     ys = (torch.arange(height, dtype=torch.float64) + 0.5) / height * 2 - 1
     xs = (torch.arange(width, dtype=torch.float64) + 0.5) / width * 2 - 1
     y, x = (grid.flatten() for grid in torch.meshgrid(ys, xs, indexing="ij"))
-    return torch.stack((torch.ones_like(x), x, y, x * x, x * y, y * y), dim=1)
+    basis = torch.stack((torch.ones_like(x), x, y, x * x, x * y, y * y), dim=1)
+    return basis, (basis.unsqueeze(2) * basis.unsqueeze(1)).flatten(1)
 
 
-def _quadratic(coefficients: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Evaluate (N, 6, 1) coefficients on a height x width grid: (N, 1, height, width)."""
-    surface = _quadratic_basis(height, width) @ coefficients
-    return surface.view(-1, 1, height, width)
+def _background(coarse: torch.Tensor) -> torch.Tensor:
+    """Fit the lighting under bright ink on a coarse (N, 1, h, w) copy: (N, 3, 3) surfaces.
+
+    A quadratic surface (a gradient plus a vignette) is fitted by least squares to
+    an even coarser copy, a few times over, each time to the cells that lie on or
+    below the previous fit: bright ink drops out and the paper remains. The result
+    ``M`` gives the surface ``rows @ M @ cols.T`` for the (1, t, t²) of rows and cols.
+    """
+    small = _resize(coarse, *_work_size(coarse.shape[-2], coarse.shape[-1], _BACKGROUND_WORK))
+    count, _, height, width = small.shape
+    basis, outer = _fit_basis(height, width)
+    # float64: on a few rows or columns y² or x² is nearly 1, and the fit nearly singular.
+    values = small.reshape(count, -1).to(torch.float64)
+    weights = torch.ones_like(values)
+    ridge = 1e-6 * torch.eye(6, dtype=torch.float64)
+    for _ in range(_BACKGROUND_ROUNDS):
+        gram = (weights @ outer).view(count, 6, 6) + ridge
+        coefficients = torch.linalg.solve(gram, ((weights * values) @ basis).unsqueeze(2))
+        fitted = (basis @ coefficients).squeeze(2)
+        previous, weights = weights, (values - fitted <= _BACKGROUND_TOLERANCE).to(values.dtype)
+        if torch.equal(weights, previous):
+            break  # the same cells again: every further round gives the same fit
+    c = coefficients.squeeze(2).to(torch.float32)
+    zero = torch.zeros_like(c[:, 0])
+    # 1, x, y, x², xy, y² as [1, y, y²] @ M @ [1, x, x²].T
+    return torch.stack(
+        (c[:, 0], c[:, 1], c[:, 3], c[:, 2], c[:, 4], zero, c[:, 5], zero, zero), dim=1
+    ).view(count, 3, 3)
 
 
 def _otsu_and_ink_level(ink: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,31 +204,45 @@ def _otsu_and_ink_level(ink: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _max3(images: torch.Tensor) -> torch.Tensor:
-    """The 3x3 maximum of (N, h, w), padding with -1 (faster than max_pool2d on CPU)."""
-    padded = F.pad(images, (1, 1, 1, 1), value=-1.0)
-    rows = torch.maximum(torch.maximum(padded[:, :-2], padded[:, 1:-1]), padded[:, 2:])
-    return torch.maximum(torch.maximum(rows[:, :, :-2], rows[:, :, 1:-1]), rows[:, :, 2:])
+    """The 3x3 maximum of (N, h, w), over the pixels inside (no padding, no new dtype)."""
+    rows = images.clone()
+    torch.maximum(rows[:, 1:], images[:, :-1], out=rows[:, 1:])
+    torch.maximum(rows[:, :-1], images[:, 1:], out=rows[:, :-1])
+    both = rows.clone()
+    torch.maximum(both[:, :, 1:], rows[:, :, :-1], out=both[:, :, 1:])
+    torch.maximum(both[:, :, :-1], rows[:, :, 1:], out=both[:, :, :-1])
+    return both
 
 
 def _label_marks(mask: torch.Tensor) -> torch.Tensor:
-    """Label the 8-connected marks of a (N, h, w) boolean mask; -1 where no mark.
+    """Label the 8-connected marks of a (N, h, w) boolean mask: (N, h * w), 0 where no mark.
 
-    Each mark gets the largest flat index of its pixels: labels spread to their
+    Each mark gets 1 + the largest flat index of its pixels: labels spread to their
     neighbours with a 3x3 maximum and jump along the labels they point to, a few
-    batched rounds in all instead of a loop over images or marks.
+    batched rounds in all instead of a loop over images or marks. A label names slot
+    ``label`` of a buffer whose slot 0 holds 0, so no mark needs no special case.
     """
     count, height, width = mask.shape
-    flat = torch.arange(height * width, dtype=torch.float32).view(1, height, width)
-    none = torch.tensor(-1.0)
-    labels = torch.where(mask, flat, none)
-    for _ in range(height * width):
-        spread = torch.where(mask, _max3(labels), none).view(count, -1)
-        jumped = spread.gather(1, spread.clamp(min=0).to(torch.int64))
-        jumped = torch.where(mask, torch.maximum(jumped, spread).view_as(labels), none)
+    size = height * width
+    inside = mask.reshape(count, size).to(torch.int32)
+    labels = torch.arange(1, size + 1, dtype=torch.int32) * inside
+    buffer = torch.zeros(count, size + 1, dtype=torch.int32)
+    spread = buffer[:, 1:]
+    for _ in range(size):
+        torch.mul(_max3(labels.view(count, height, width)).view(count, size), inside, out=spread)
+        jumped = torch.maximum(buffer.gather(1, spread.to(torch.int64)), spread)
         if torch.equal(jumped, labels):
             break
         labels = jumped
-    return labels
+    return labels.to(torch.int64)
+
+
+@lru_cache(maxsize=16)
+def _corners(height: int, width: int) -> torch.Tensor:
+    """(4, h * w) int16: each pixel's row, column, -row and -column."""
+    ys = torch.arange(height, dtype=torch.int16).repeat_interleave(width)
+    xs = torch.arange(width, dtype=torch.int16).repeat(height)
+    return torch.stack((ys, xs, -ys, -xs))
 
 
 def _keep_marks(coarse: torch.Tensor) -> torch.Tensor:
@@ -213,33 +251,28 @@ def _keep_marks(coarse: torch.Tensor) -> torch.Tensor:
     A mark stays when its longer side is at least a quarter of the largest mark's,
     so specks go while a detached bar or the second stroke of an "11" stays.
     """
-    coarse = F.adaptive_avg_pool2d(
-        coarse, _work_size(coarse.shape[-2], coarse.shape[-1], _MARKS_WORK)
-    )
+    coarse = _resize(coarse, *_work_size(coarse.shape[-2], coarse.shape[-1], _MARKS_WORK))
     count, _, height, width = coarse.shape
+    size = height * width
     # Dilated, so that a stroke thinned out by the averaging stays one mark.
-    mask = _max_pool((coarse > 0.2).to(torch.float32), 3)[:, 0] > 0
-    labels = _label_marks(mask).view(count, -1)
-    index = labels.clamp(min=0).to(torch.int64)
-    ys = torch.arange(height).repeat_interleave(width).expand(count, -1)
-    xs = torch.arange(width).repeat(height).expand(count, -1)
-    extents = []
-    for coordinate in (ys, xs):
-        low = torch.full_like(index, height + width).scatter_reduce(
-            1, index, torch.where(labels >= 0, coordinate, height + width), "amin"
-        )
-        high = torch.full_like(index, -1).scatter_reduce(
-            1, index, torch.where(labels >= 0, coordinate, -1), "amax"
-        )
-        extents.append(high - low + 1)
-    extent = torch.maximum(*extents).clamp_(min=0).to(torch.float32)
+    mask = _max3((coarse[:, 0] > 0.2).to(torch.float32)) > 0
+    labels = _label_marks(mask)
+    # Each mark's least and (negated) greatest row and column, in one scatter.
+    slots = labels.unsqueeze(1) + torch.arange(0, 4 * (size + 1), size + 1).view(1, 4, 1)
+    bounds = torch.full((count, 4 * (size + 1)), size, dtype=torch.int16)
+    corners = _corners(height, width).expand(count, -1, -1)
+    bounds.scatter_reduce_(1, slots.view(count, -1), corners.reshape(count, -1), "amin")
+    bounds = bounds.view(count, 4, size + 1)
+    extent = (-bounds[:, 2:] - bounds[:, :2] + 1).amax(dim=1).clamp_(min=0).to(torch.float32)
+    extent[:, 0] = 0.0
     large = extent >= _MIN_MARK * extent.amax(dim=1, keepdim=True)
-    keep = large.gather(1, index) & (labels >= 0)
+    large[:, 0] = False
+    keep = large.gather(1, labels)
     return keep.view(count, 1, height, width).to(torch.float32)
 
 
 def frame(gray: torch.Tensor) -> torch.Tensor:
-    """(N, H, W) luminance in [0, 1] to (N, 1, 28, 28) MNIST-framed digits.
+    """(N, H, W) luminance in [0, 1] to (N, 1, 28, 28) MNIST-framed digits; overwrites ``gray``.
 
     The decisions (polarity, lighting, levels, marks, centre of mass) are taken on a
     coarse copy; the full-size image is touched only a few times, to clean it with
@@ -249,21 +282,30 @@ def frame(gray: torch.Tensor) -> torch.Tensor:
     if count == 0:
         return torch.zeros(0, 1, _FRAME, _FRAME)
     image = gray.unsqueeze(1)
-    coarse = F.adaptive_avg_pool2d(image, _work_size(height, width))
+    work = _work_size(height, width)
+    coarse = _resize(image, *work)
     dark = _ink_is_dark(coarse).view(count, 1, 1, 1)
     # Ink is bright from here on: ink = sign * gray + flip.
     sign = torch.where(dark, -1.0, 1.0)
     flip = dark.to(torch.float32)
     coarse_ink = torch.addcmul(flip, coarse, sign)
-    lighting = _background(coarse_ink)
-    coarse_ink = (coarse_ink - lighting).clamp_(min=0.0)
-    full_lighting = F.interpolate(
-        lighting - flip, size=(height, width), mode="bilinear", align_corners=False
-    )
-    ink = torch.addcmul(full_lighting.neg_(), image, sign)  # sign * gray + flip - lighting
+    surfaces = _background(coarse_ink)
+    lighting = _quadratic_rows(work[0], work[0]) @ surfaces @ _quadratic_rows(work[1], work[1]).T
+    coarse_ink = (coarse_ink - lighting.unsqueeze(1)).clamp_(min=0.0)
+    # The lighting less the flip, ``rows @ surfaces @ cols.T`` at full size.
+    surfaces[:, 0, 0] -= flip.view(count)
+    rows, cols = _quadratic_rows(work[0], height), _quadratic_rows(work[1], width)
 
     threshold, level = _otsu_and_ink_level(coarse_ink)
-    ring = border(ink[:, 0], 1 if min(height, width) < 8 else 2).clamp_(min=0.0)
+    edge = 1 if min(height, width) < 8 else 2
+    sides = (
+        rows[:edge] @ surfaces @ cols.T,
+        rows[-edge:] @ surfaces @ cols.T,
+        rows @ surfaces @ cols[:edge].T,
+        rows @ surfaces @ cols[-edge:].T,
+    )
+    lit = torch.cat([side.reshape(count, -1) for side in sides], dim=1)
+    ring = (border(gray, edge) * sign.view(count, 1) - lit).clamp_(min=0.0)
     median = ring.median(dim=1).values
     spread = (ring - median.unsqueeze(1)).abs().median(dim=1).values
     noise = torch.minimum(median + 3 * 1.4826 * spread, threshold / 2)
@@ -273,9 +315,15 @@ def frame(gray: torch.Tensor) -> torch.Tensor:
     noise, gain = noise.view(count, 1, 1, 1), gain.view(count, 1, 1, 1)
     coarse_clean = ((coarse_ink - noise) * gain).clamp_(0.0, 1.0)
     keep = _keep_marks(coarse_clean)
-    clean = ink.sub_(noise).mul_(gain).clamp_(0.0, 1.0)
-    clean *= F.interpolate(keep, size=(height, width), mode="nearest")
-    return _crop_scale_centre(clean)
+    # clean = (sign * gray - lighting + flip - noise) * gain, kept marks only,
+    # = (gray - sign * (lighting - flip + noise)) * sign * gain.
+    surfaces[:, 0, 0] += noise.view(count)
+    surfaces *= -sign.view(count, 1, 1)
+    clean = gray.baddbmm_(rows @ surfaces, cols.T.expand(count, -1, -1))
+    up_rows = _nearest_matrix(keep.shape[-2], height)
+    up_cols = _nearest_matrix(keep.shape[-1], width)
+    scale = _separable(keep * (sign * gain), up_rows, up_cols)
+    return _crop_scale_centre(clean.mul_(scale[:, 0]).clamp_(0.0, 1.0))
 
 
 def _first_last(present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -288,21 +336,39 @@ def _first_last(present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _centre_of_mass(clean: torch.Tensor) -> torch.Tensor:
-    """(N, 2) centre of mass (y, x) of (N, 1, H, W) ink, pixel centres at integers."""
-    _, _, height, width = clean.shape
+    """(N, 2) centre of mass (y, x) of (N, H, W) ink, pixel centres at integers."""
+    _, height, width = clean.shape
     ys = torch.arange(height, dtype=torch.float32)
     xs = torch.arange(width, dtype=torch.float32)
-    row_mass = clean.sum(dim=3)[:, 0]
-    col_mass = clean.sum(dim=2)[:, 0]
+    row_mass = clean.sum(dim=2)
+    col_mass = clean.sum(dim=1)
     mass = row_mass.sum(dim=1).clamp_min(1e-12)
     return torch.stack(((row_mass * ys).sum(dim=1) / mass, (col_mass * xs).sum(dim=1) / mass), 1)
 
 
+def _resampling(position: torch.Tensor, size: int, sub: int) -> torch.Tensor:
+    """(N, 28, size) weights of bilinear samples at (N, 28 * sub) pixel positions.
+
+    Each output pixel averages its ``sub`` samples; pixels outside count as zeros.
+    """
+    count, samples = position.shape
+    low = position.floor()
+    high_share = position - low
+    output = (torch.arange(samples) // sub * (size + 2)).unsqueeze(0)
+    weights = torch.zeros(count, _FRAME * (size + 2))
+    for index, share in ((low, 1.0 - high_share), (low + 1.0, high_share)):
+        inside = (index >= 0) & (index < size)
+        share = torch.where(inside, share, torch.zeros(())) / sub
+        column = index.clamp(-1.0, float(size)).to(torch.int64) + 1
+        weights.scatter_add_(1, output + column, share)
+    return weights.view(count, _FRAME, size + 2)[:, :, 1:-1].contiguous()
+
+
 def _crop_scale_centre(clean: torch.Tensor) -> torch.Tensor:
-    """Fit each digit's ink box into 20x20 and put its centre of mass at (14, 14)."""
-    count, _, height, width = clean.shape
-    rows = clean.amax(dim=3)[:, 0] > _BOX_LEVEL
-    cols = clean.amax(dim=2)[:, 0] > _BOX_LEVEL
+    """Fit each (N, H, W) digit's ink box into 20x20, its centre of mass at (14, 14)."""
+    count, height, width = clean.shape
+    rows = clean.amax(dim=2) > _BOX_LEVEL
+    cols = clean.amax(dim=1) > _BOX_LEVEL
     present = rows.any(dim=1)
     top, bottom = _first_last(rows)
     left, right = _first_last(cols)
@@ -316,23 +382,14 @@ def _crop_scale_centre(clean: torch.Tensor) -> torch.Tensor:
 
     # Area averaging when shrinking: each output pixel averages `sub` x `sub` bilinear
     # samples spread over (step - 1) source pixels; the bilinear tent adds the last one.
+    # Bilinear sampling on a grid is separable: a (28, H) and a (28, W) matrix per image.
     spread = (step - 1.0).clamp_(min=0.0)
     sub = min(4, max(1, math.ceil(float(spread.max()))))
     offsets = (torch.arange(sub, dtype=torch.float32) + 0.5) / sub - 0.5
     out = torch.arange(_FRAME, dtype=torch.float32) - _CENTRE
     along = out.repeat_interleave(sub).unsqueeze(0) * step.unsqueeze(1)
     along = along + offsets.repeat(_FRAME).unsqueeze(0) * spread.unsqueeze(1)
-    source_y = (2 * (centre[:, :1] + along) + 1) / height - 1
-    source_x = (2 * (centre[:, 1:] + along) + 1) / width - 1
-    size = _FRAME * sub
-    grid = torch.stack(
-        (
-            source_x.unsqueeze(1).expand(count, size, size),
-            source_y.unsqueeze(2).expand(count, size, size),
-        ),
-        dim=3,
-    )
-    sampled = F.grid_sample(clean, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    framed = F.avg_pool2d(sampled, sub) if sub > 1 else sampled
-    framed = framed * present.view(count, 1, 1, 1)
-    return framed.clamp_(0.0, 1.0)
+    down = _resampling(centre[:, :1] + along, height, sub)
+    across = _resampling(centre[:, 1:] + along, width, sub)
+    framed = (down @ clean @ across.mT) * present.view(count, 1, 1)
+    return framed.clamp_(0.0, 1.0).unsqueeze(1)

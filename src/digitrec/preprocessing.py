@@ -177,7 +177,7 @@ def _resample(batch: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def _as_batch(images: Any) -> tuple[torch.Tensor, bool]:
-    """Return (N, C, H, W) uint8 or float32 pixels and whether the input was one image."""
+    """Return (N, C, H, W) uint8 or float32 pixels, maybe a view, and whether it is one image."""
     if _images._is_pil_image(images):
         return _images.as_single_image(images, channels=1), True
     ndim = getattr(images, "ndim", None)
@@ -196,6 +196,10 @@ def _as_batch(images: Any) -> tuple[torch.Tensor, bool]:
     single = ndim == 2 or (ndim == 3 and (shape[0] in (1, 3) or shape[2] in (1, 3)))
     if single:
         batch = _images.as_single_image(images, channels=1)
+    elif ndim == 4 and shape[1] not in (1, 3) and shape[3] in (1, 3):
+        # (N, H, W, C) read in place: _luminance takes any strides.
+        tensor = _images._check_pixels(_images._to_tensor(images, "images"), "images")
+        batch = tensor.permute(0, 3, 1, 2)
     else:
         batch = _images.as_image_batch(images)
     _check_not_empty(batch.shape[2], batch.shape[3])
@@ -209,12 +213,16 @@ def _as_float(batch: torch.Tensor) -> torch.Tensor:
 
 
 def _luminance(batch: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) pixels to (N, H, W) float32 luminance in [0, 1]."""
-    pixels = batch.to(torch.float32)
+    """(N, C, H, W) pixels of any strides to new (N, H, W) float32 luminance in [0, 1].
+
+    Channel by channel, straight from the input's memory: an RGB batch in (N, H, W, C)
+    layout is read once, not first copied to (N, C, H, W) and to float.
+    """
     scale = 1.0 / 255.0 if batch.dtype == torch.uint8 else 1.0
-    if pixels.shape[1] == 1:
-        return pixels[:, 0].mul_(scale) if scale != 1.0 else pixels[:, 0].contiguous()
-    red, green, blue = pixels.unbind(1)
-    gray = red.mul(_LUMA[0] * scale)
-    gray.add_(green, alpha=_LUMA[1] * scale).add_(blue, alpha=_LUMA[2] * scale)
+    channels = batch.unbind(1)
+    gray = channels[0].to(torch.float32, memory_format=torch.contiguous_format, copy=True)
+    if len(channels) == 1:
+        return gray.mul_(scale) if scale != 1.0 else gray
+    gray.mul_(_LUMA[0] * scale)
+    gray.add_(channels[1], alpha=_LUMA[1] * scale).add_(channels[2], alpha=_LUMA[2] * scale)
     return gray.clamp_(0.0, 1.0)
