@@ -54,6 +54,7 @@ from .evaluation.ood import ood_metrics
 from .exporting import export
 from .inference import (
     ABSTAINED,
+    OUT_OF_DISTRIBUTION,
     Prediction,
     classify,
     get_predicted_label,
@@ -104,6 +105,7 @@ __all__ = [
     "MNIST_STD",
     "MODEL_FORMAT",
     "OOD_FORMAT",
+    "OUT_OF_DISTRIBUTION",
     "RECIPES",
     "TRAINING_FORMAT",
     "AccuracyResult",

@@ -23,6 +23,7 @@ from .models._validate import check_model
 
 __all__ = [
     "ABSTAINED",
+    "OUT_OF_DISTRIBUTION",
     "Prediction",
     "classify",
     "get_predicted_label",
@@ -33,6 +34,8 @@ __all__ = [
 
 #: The label :func:`predict_or_abstain` gives an image it is not confident about.
 ABSTAINED = -1
+#: The label :func:`predict_or_abstain` gives an image unlike the training data.
+OUT_OF_DISTRIBUTION = -2
 
 _DEFAULT_BATCH_SIZE = 1024
 
@@ -155,7 +158,10 @@ def predict_or_abstain(
 
     An image whose highest class probability (after the model's temperature, so
     calibrate first with :func:`~digitrec.calibrate`) is below ``min_confidence``
-    gets :data:`ABSTAINED` (-1) instead of a label, to be referred to a person.
+    gets :data:`ABSTAINED` (-1) instead of a label, to be referred to a person. When
+    the model carries out-of-distribution statistics (:func:`~digitrec.fit_ood`),
+    an image unlike the training data gets :data:`OUT_OF_DISTRIBUTION` (-2), whatever
+    its confidence: the two codes say why the model abstained.
     :attr:`~digitrec.evaluation.ClassificationReport.accuracy_at_coverage`
     shows what each share of abstentions buys.
 
@@ -168,7 +174,8 @@ def predict_or_abstain(
         prepare: As for :func:`predict_proba`.
 
     Returns:
-        ``int64`` CPU tensor of shape ``(N,)``: class indices, or ``ABSTAINED``.
+        ``int64`` CPU tensor of shape ``(N,)``: class indices, ``ABSTAINED`` or
+        ``OUT_OF_DISTRIBUTION``.
 
     Raises:
         InvalidInputError: If ``min_confidence`` is outside ``[0, 1]``, or the
@@ -180,13 +187,19 @@ def predict_or_abstain(
         >>> labels.tolist()  # an untrained model is never that sure
         [-1, -1, -1, -1]
     """
-    _single_label(check_model(model), "predict_or_abstain")
+    checked = _single_label(check_model(model), "predict_or_abstain")
     check_number(min_confidence, "min_confidence", low=0.0, high=1.0)
-    probabilities = predict_proba(
-        model, images, device=device, batch_size=batch_size, prepare=prepare
+    batch = model_batch(checked, images, prepare)
+    size = check_positive_int(batch_size, "batch_size")
+    target = model_device(checked, device)
+    confidence, labels = checked.probabilities(logits_in_batches(checked, batch, target, size)).max(
+        dim=1
     )
-    confidence, labels = probabilities.max(dim=1)
-    return torch.where(confidence >= min_confidence, labels, torch.full_like(labels, ABSTAINED))
+    labels = torch.where(confidence >= min_confidence, labels, torch.full_like(labels, ABSTAINED))
+    unusual = _out_of_distribution(checked, batch, target, size)
+    if unusual is not None:
+        labels = torch.where(unusual, torch.full_like(labels, OUT_OF_DISTRIBUTION), labels)
+    return labels
 
 
 def get_predicted_label(

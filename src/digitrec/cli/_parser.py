@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .._version import __version__
-from . import evaluate, export, info, predict, serve, train
+from . import evaluate, explain, export, info, predict, serve, train
 from ._common import PROG, Formatter, examples
 
 
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_parser(commands)
     info.add_parser(commands)
     serve.add_parser(commands)
+    explain.add_parser(commands)
     return parser
 
 
