@@ -21,10 +21,9 @@ __all__ = ["LabelledFiles", "scan_csv", "scan_folder"]
 class LabelledFiles(NamedTuple):
     """Image files with their labels, as :func:`scan_folder` and :func:`scan_csv` list them.
 
-    Attributes:
-        paths: The image files.
-        labels: The class index of each file, in ``range(len(class_names))``.
-        class_names: The name of each class, by index.
+    Fields (a named tuple, so it also unpacks): ``paths``, the image files; ``labels``, the
+    class index of each file, in ``range(len(class_names))``; ``class_names``, the name of
+    each class, by index.
 
     Example:
         >>> files = digitrec.io.LabelledFiles([], [], ["cat", "dog"])

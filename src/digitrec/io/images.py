@@ -69,10 +69,10 @@ _MAX_LISTED_FAILURES = 50
 class ReadImagesResult(NamedTuple):
     """What :func:`read_images` read, and what it could not.
 
-    Attributes:
-        images: One float32 ``(C, H, W)`` tensor per file read, in input order.
-        paths: The path of each tensor in ``images`` (same order, same length).
-        failures: ``(path, reason)`` for every file that could not be read.
+    Fields (a named tuple, so it also unpacks): ``images``, one float32 ``(C, H, W)`` tensor
+    per file read, in input order; ``paths``, the path of each tensor in ``images`` (same
+    order, same length); ``failures``, ``(path, reason)`` for every file that could not be
+    read.
 
     Example:
         >>> images, paths, failures = digitrec.io.read_images([], on_error="skip")
