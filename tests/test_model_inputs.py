@@ -59,7 +59,8 @@ def test_raw_photos_are_prepared_by_default(
     assert digitrec.get_predicted_label(digit_model, paper) == label
     assert int(digitrec.predict(digit_model, [path, path.read_bytes()])[1]) == label
     [answer] = digitrec.classify(digit_model, [str(path)])
-    assert answer.class_index == label and answer.label == str(label)
+    assert answer.class_index == label
+    assert answer.label == str(label)
     with pytest.raises(digitrec.InvalidInputError, match="do not fit the model"):
         digitrec.predict(digit_model, [paper], prepare=False)
 
