@@ -189,9 +189,7 @@ def train_model(
 ) -> tuple[digitrec.DigitClassifier, float]:
     model = digitrec.DigitClassifier(arch, num_classes=num_classes, seed=0)
     started = time.perf_counter()
-    digitrec.Trainer(model, progress=False, **({} if epochs is None else {"epochs": epochs})).fit(
-        train
-    )
+    digitrec.Trainer(model, progress=False, epochs=epochs).fit(train)
     return model, time.perf_counter() - started
 
 

@@ -20,6 +20,8 @@ from PIL import Image, ImageDraw, ImageFont
 import digitrec
 
 model = digitrec.pretrained("mnist-mlp")
+assert model.ood is not None, "the bundled models carry fitted statistics"
+threshold = model.ood.threshold
 digits = digitrec.load_mnist("test").images[:1000]
 rng = np.random.default_rng(0)
 noise = torch.from_numpy(rng.random((300, 1, 28, 28), dtype=np.float32))
@@ -52,7 +54,7 @@ def histograms() -> Figure:
     for name in sets:
         left.hist(scores[name].clamp(max=30).numpy(), bins=40, alpha=0.6, label=name)
         right.hist(confidence[name].numpy(), bins=40, alpha=0.6, label=name)
-    left.axvline(model.ood.threshold, color="black", linestyle="--", label="threshold")
+    left.axvline(threshold, color="black", linestyle="--", label="threshold")
     left.set(title="digitrec.ood_scores (clipped at 30)", xlabel="score", ylabel="images")
     right.set(title="max-softmax confidence", xlabel="confidence")
     left.legend()

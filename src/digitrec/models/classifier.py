@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -35,6 +35,14 @@ _CHANNELS_LAST = ("cnn", "resnet")
 def _default_temperature(state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
     # State dicts saved by digitrec 0.1 predate calibration: they load as uncalibrated (T = 1).
     state_dict.setdefault(f"{prefix}temperature", torch.ones(()))
+
+
+class OODStatistics(Protocol):
+    """What a model's attached out-of-distribution statistics offer (see ``models.ood``)."""
+
+    @property
+    def threshold(self) -> float:
+        """The score above which an image counts as out of distribution."""
 
 
 class DigitClassifier(nn.Module):
@@ -80,6 +88,10 @@ class DigitClassifier(nn.Module):
     """
 
     pixel_scale: torch.Tensor
+    #: Out-of-distribution statistics of the training data, set by
+    #: :meth:`~digitrec.OODDetector.attach` (and by :func:`~digitrec.load` when the file
+    #: holds them); ``None`` without.
+    ood: OODStatistics | None = None
     pixel_shift: torch.Tensor
     temperature: torch.Tensor
 
