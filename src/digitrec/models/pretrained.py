@@ -29,7 +29,10 @@ PretrainedName = Literal["mnist-cnn", "mnist-mlp"]
 PRETRAINED = MappingProxyType(
     {
         "mnist-cnn": ("mnist-cnn.safetensors", "TO-BE-FILLED"),
-        "mnist-mlp": ("mnist-mlp.safetensors", "TO-BE-FILLED"),
+        "mnist-mlp": (
+            "mnist-mlp.safetensors",
+            "d746c33f40f5c980b78478547fe90ddea7b9d5749e67bca466dce0a5da9131a2",
+        ),
     }
 )
 
