@@ -92,10 +92,17 @@ def test_interrupt_mid_epoch_keeps_the_last_complete_checkpoint(
     assert _header(path)["epoch"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.safetensors"]
     monkeypatch.setattr(_engine.FusedMLPStep, "__call__", real_call)
-    history = digitrec.Trainer(
-        digitrec.DigitClassifier(seed=9), epochs=3, batch_size=100, progress=False
-    ).fit(small, resume_from=path)
+    resumed = digitrec.DigitClassifier(seed=9)  # other weights: all must come from the file
+    history = digitrec.Trainer(resumed, epochs=3, batch_size=100, progress=False).fit(
+        small, resume_from=path
+    )
+    # Resuming from the end of epoch 1 gives the uninterrupted run, bit for bit.
+    reference = digitrec.DigitClassifier(seed=0)
+    expected = digitrec.Trainer(reference, epochs=3, batch_size=100, progress=False).fit(small)
     assert history.epochs == 3
+    assert history.train_loss == expected.train_loss
+    for name, tensor in _weights(reference).items():
+        assert torch.equal(resumed.state_dict()[name], tensor), name
 
 
 def test_resume_refuses_what_does_not_belong(small: digitrec.ImageDataset, tmp_path: Path) -> None:
@@ -126,15 +133,29 @@ def test_resume_refuses_what_does_not_belong(small: digitrec.ImageDataset, tmp_p
         digitrec.Trainer(digitrec.DigitClassifier()).save_checkpoint(tmp_path / "x.safetensors")
 
 
+class _RecordCheckpointEpoch(digitrec.Callback):
+    """After each epoch (and after the Checkpoint before it), note the epoch on file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seen: list[object] = []
+
+    def on_epoch_end(self, trainer: digitrec.Trainer, history: digitrec.History) -> None:
+        self.seen.append(_header(self.path)["epoch"] if self.path.exists() else None)
+
+
 def test_checkpoint_every(small: digitrec.ImageDataset, tmp_path: Path) -> None:
     path = tmp_path / "run.safetensors"
+    record = _RecordCheckpointEpoch(path)
     digitrec.Trainer(
         digitrec.DigitClassifier(seed=0),
-        epochs=3,
+        epochs=5,
         progress=False,
-        callbacks=[digitrec.Checkpoint(path, every=2)],
+        callbacks=[digitrec.Checkpoint(path, every=2), record],
     ).fit(small)
-    assert _header(path)["epoch"] == 3  # the last epoch is always written
+    # Written after epochs 2 and 4, and after the last epoch, which is always written.
+    assert record.seen == [None, 2, 2, 4, 5]
+    assert _header(path)["epoch"] == 5
     with pytest.raises(digitrec.InvalidInputError, match="every"):
         digitrec.Checkpoint(path, every=0)
 

@@ -60,6 +60,7 @@ def test_metadata_records_training_and_data(
         metadata={"training": trainer.config.to_dict(), "test_sha256": checksum},
     )
     recorded = digitrec.read_metadata(tmp_path / "m.safetensors")["metadata"]
+    assert recorded["training"] == json.loads(json.dumps(trainer.config.to_dict()))
     assert recorded["training"]["batch_size"] == 64
     assert recorded["test_sha256"] == checksum
     with pytest.raises(digitrec.InvalidInputError, match="JSON-serializable"):

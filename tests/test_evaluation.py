@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import sklearn.metrics as sklearn_metrics
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -68,8 +69,6 @@ def test_rejects_bad_arguments(
 
 
 # --- ClassificationReport against scikit-learn ------------------------------------------------
-
-sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
 
 def _reference_ece(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:

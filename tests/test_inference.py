@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import threading
 
 import numpy as np
@@ -8,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from PIL import Image
 
 import digitrec
 
@@ -17,6 +19,35 @@ def trained(mnist_train: digitrec.ImageDataset) -> digitrec.DigitClassifier:
     model = digitrec.DigitClassifier(seed=0)
     digitrec.Trainer(model, epochs=1, progress=False).fit(mnist_train[:5000])
     return model
+
+
+@pytest.fixture(scope="module")
+def trained_cnn(mnist_train: digitrec.ImageDataset) -> digitrec.DigitClassifier:
+    """A CNN (BatchNorm) trained briefly: its running statistics differ from a batch's."""
+    model = digitrec.DigitClassifier("cnn", seed=0)
+    digitrec.Trainer(model, epochs=1, progress=False).fit(mnist_train[:1000])
+    return model
+
+
+def _modes(model: torch.nn.Module) -> list[bool]:
+    return [module.training for module in model.modules()]
+
+
+def _reference_proba(model: digitrec.DigitClassifier, images: torch.Tensor) -> torch.Tensor:
+    """Probabilities computed without digitrec's inference code: forward in eval mode.
+
+    ``images`` is an ``(N, C, H, W)`` batch as the network takes it. The model's modes
+    are put back afterwards.
+    """
+    modes = _modes(model)
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = model(images)
+    finally:
+        for module, mode in zip(model.modules(), modes, strict=True):
+            module.training = mode
+    return torch.softmax(logits.double() / float(model.temperature), dim=1).float()
 
 
 def test_single_image_layouts_agree(
@@ -38,13 +69,16 @@ def test_single_image_layouts_agree(
 
 
 def test_pil_images(trained: digitrec.DigitClassifier, mnist_test: digitrec.ImageDataset) -> None:
-    pil = pytest.importorskip("PIL.Image")
     image, label = mnist_test[1]
-    gray = pil.fromarray(image[0].numpy())
+    gray = Image.fromarray(image[0].numpy())
     assert digitrec.get_predicted_label(trained, gray) == label
     assert digitrec.get_predicted_label(trained, gray.convert("RGB")) == label
+    # A model of RGB images sees a grayscale image as three equal channels.
     rgb_model = digitrec.DigitClassifier("cnn", input_shape=(3, 28, 28), seed=0)
-    assert digitrec.get_predicted_label(rgb_model, gray) in range(10)
+    expected = int(_reference_proba(rgb_model, image.expand(3, 28, 28)[None]).argmax())
+    assert digitrec.get_predicted_label(rgb_model, gray) == expected
+    other = digitrec.DigitClassifier("cnn", input_shape=(3, 28, 28), seed=0)
+    assert digitrec.get_predicted_label(other, gray.convert("RGB")) == expected
 
 
 @settings(max_examples=40, deadline=None)
@@ -54,6 +88,8 @@ def test_single_label_matches_batch_prediction(pixels: np.ndarray) -> None:
     single = digitrec.get_predicted_label(model, pixels)
     batch = digitrec.predict(model, pixels[None])
     assert single == int(batch[0])
+    reference = _reference_proba(model, torch.from_numpy(pixels)[None, None])
+    assert single == int(reference.argmax())
 
 
 _MODEL: list[digitrec.DigitClassifier] = []
@@ -88,13 +124,21 @@ def test_batch_outputs(n: int, layout: str, as_float: bool, batch_size: int) -> 
     assert bool(((probs >= 0) & (probs <= 1)).all())
     torch.testing.assert_close(probs.sum(dim=1), torch.ones(n))
     assert torch.equal(probs.argmax(dim=1), labels)
+    # The values themselves: the network's own forward pass on the (N, 1, H, W) batch.
+    nchw = images[:, None]
+    reference = _reference_proba(model, nchw.float() / 255 if as_float else nchw)
+    torch.testing.assert_close(probs, reference)
+    assert torch.equal(labels, reference.argmax(dim=1))
 
 
 def test_predict_accepts_datasets(
     trained: digitrec.DigitClassifier, mnist_test: digitrec.ImageDataset
 ) -> None:
     subset = mnist_test[:64]
-    assert torch.equal(digitrec.predict(trained, subset), digitrec.predict(trained, subset.images))
+    labels = digitrec.predict(trained, subset)
+    assert torch.equal(labels, digitrec.predict(trained, subset.images))
+    assert torch.equal(labels, _reference_proba(trained, subset.images).argmax(dim=1))
+    assert int((labels == subset.labels).sum()) >= 52  # a trained model, not a constant
 
 
 @pytest.mark.parametrize(
@@ -123,12 +167,24 @@ def test_bad_batches_and_models() -> None:
         digitrec.predict_proba(_shared_model(), torch.zeros(2, 28, 28), batch_size=0)
 
 
-def test_restores_mode_and_grad(trained: digitrec.DigitClassifier) -> None:
-    trained.train()
-    digitrec.predict(trained, torch.zeros(2, 28, 28))
-    assert trained.training
-    assert torch.is_grad_enabled()
-    trained.eval()
+def test_restores_mode_and_grad(
+    trained_cnn: digitrec.DigitClassifier, mnist_test: digitrec.ImageDataset
+) -> None:
+    images = mnist_test.images[:100]
+    expected = _reference_proba(trained_cnn, images)  # eval mode: running statistics
+    buffers = {name: tensor.clone() for name, tensor in trained_cnn.named_buffers()}
+    trained_cnn.train()
+    try:
+        probs = digitrec.predict_proba(trained_cnn, images, batch_size=32)
+        assert all(_modes(trained_cnn))
+        assert torch.is_grad_enabled()
+    finally:
+        trained_cnn.eval()
+    # Predicted in eval mode although the model was in train mode: BatchNorm used its
+    # running statistics, and did not update them.
+    torch.testing.assert_close(probs, expected)
+    for name, tensor in trained_cnn.named_buffers():
+        assert torch.equal(tensor, buffers[name]), name
 
 
 def test_restores_mixed_module_modes(trained: digitrec.DigitClassifier) -> None:
@@ -141,23 +197,59 @@ def test_restores_mixed_module_modes(trained: digitrec.DigitClassifier) -> None:
     trained.eval()
 
 
-def test_prediction_from_several_threads(
-    trained: digitrec.DigitClassifier, mnist_test: digitrec.ImageDataset
+def test_prediction_from_several_threads_on_one_model_in_train_mode(
+    trained_cnn: digitrec.DigitClassifier, mnist_test: digitrec.ImageDataset
 ) -> None:
-    trained.eval()
-    expected = digitrec.predict(trained, mnist_test[:200])
-    results: list[torch.Tensor] = []
+    images = mnist_test.images[:200]
+    trained_cnn.eval()
+    expected_probs = digitrec.predict_proba(trained_cnn, images, batch_size=25)
+    expected = expected_probs.argmax(dim=1)
+    torch.testing.assert_close(expected_probs, _reference_proba(trained_cnn, images))
+    # The test can tell: in train mode BatchNorm's batch statistics give other answers.
+    in_train_mode = copy.deepcopy(trained_cnn).train()
+    with torch.no_grad():
+        assert int((in_train_mode(images).argmax(dim=1) != expected).sum()) >= 10
+    buffers = {name: tensor.clone() for name, tensor in trained_cnn.named_buffers()}
 
-    def work() -> None:
-        results.append(digitrec.predict(trained, mnist_test[:200]))
+    threads_count, rounds = 4, 5
+    barrier = threading.Barrier(threads_count)
+    results: dict[int, list[torch.Tensor]] = {}
+    errors: list[BaseException] = []
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(results) == 4
-    assert all(torch.equal(result, expected) for result in results)
+    def work(index: int) -> None:
+        try:
+            barrier.wait(timeout=60)  # all start together, so that the calls overlap
+            # Small batches: each call runs several forward passes, with the mode
+            # switched for the whole call.
+            results[index] = [
+                digitrec.predict_proba(trained_cnn, images, batch_size=25) for _ in range(rounds)
+            ]
+        except BaseException as error:  # reported below, in the test's thread
+            errors.append(error)
+
+    trained_cnn.train()
+    trained_cnn.network[1].eval()  # a mixed state, which must come back as it was
+    modes = _modes(trained_cnn)
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(threads_count)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not any(thread.is_alive() for thread in threads)
+        assert errors == []
+        assert _modes(trained_cnn) == modes
+        assert sorted(results) == list(range(threads_count))
+        for index, probs_list in results.items():
+            assert len(probs_list) == rounds
+            for probs in probs_list:
+                assert torch.equal(probs.argmax(dim=1), expected), index
+                torch.testing.assert_close(probs, expected_probs)
+        # No forward pass ran in train mode: the running statistics are untouched.
+        for name, tensor in trained_cnn.named_buffers():
+            assert torch.equal(tensor, buffers[name]), name
+    finally:
+        trained_cnn.eval()
 
 
 # --- abstention ---------------------------------------------------------------------------
