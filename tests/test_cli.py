@@ -294,7 +294,7 @@ def test_predict_a_png_of_a_seven(
     assert match["p"] == f"{probability:.3f}"
 
 
-def test_predict_resizes_other_sizes_with_a_note(
+def test_predict_prepares_other_sizes_and_colour(
     tmp_path: Path, model_path: Path, seven_png: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     big = tmp_path / "big.png"
@@ -303,7 +303,7 @@ def test_predict_resizes_other_sizes_with_a_note(
     Image.open(seven_png).convert("RGB").save(rgb, quality=95)
     status, out, err = run(capsys, "predict", model_path, big, rgb)
     assert status == 0
-    assert err.strip() == f"note: {big}: resized 56x56 -> 28x28"
+    assert err == ""  # prepared as the model's file says, silently
     matches = [PREDICTION.match(line) for line in out.splitlines()]
     assert [match["path"] for match in matches] == [str(big), str(rgb)]  # type: ignore[index]
     assert [match["label"] for match in matches] == ["7", "7"]  # type: ignore[index]
@@ -352,7 +352,14 @@ def test_predict_folder_and_json(
     images = torch.stack([mnist_test.images[2], mnist_test.images[0]])  # a.npy, b.png
     probs = digitrec.predict_proba(model, images)
     for result, row in zip(results, probs, strict=True):
-        assert set(result) == {"path", "label", "class_index", "probability"}
+        assert set(result) == {
+            "path",
+            "label",
+            "class_index",
+            "probability",
+            "out_of_distribution",
+        }
+        assert result["out_of_distribution"] is None  # the model has no fitted statistics
         assert result["label"] == str(result["class_index"])
         assert result["class_index"] == int(row.argmax())
         assert result["probability"] == pytest.approx(float(row.max()), abs=1e-6)
@@ -428,7 +435,9 @@ def test_missing_model_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_a_file_that_is_not_a_model(
     tmp_path: Path, seven_png: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    status, _, err = run(capsys, "predict", seven_png, seven_png)
+    fake = tmp_path / "fake.safetensors"
+    shutil.copy(seven_png, fake)
+    status, _, err = run(capsys, "predict", fake, seven_png)
     assert status == 1
     assert err.startswith("digitrec: error: ")
     assert "not a safetensors file" in err
@@ -442,21 +451,21 @@ def test_unsupported_or_missing_images(
     gif.write_bytes(b"GIF89a")
     status, out, err = run(capsys, "predict", model_path, gif)
     assert (status, out) == (1, "")
-    assert err.startswith("digitrec: error: ")
-    assert "unsupported file type '.gif'" in err
+    assert err.startswith(f"digitrec: cannot read {gif}: ")
+    assert "is not a PNG, JPEG, BMP, TIFF, WebP, .npy or DICOM image" in err
     status, _, err = run(capsys, "predict", model_path, tmp_path / "absent.png")
     assert status == 1
-    assert "no image file or folder at" in err
+    assert "no file or folder at" in err
     broken = tmp_path / "broken.png"
     broken.write_text("not a png")
     status, _, err = run(capsys, "predict", model_path, broken)
     assert status == 1
-    assert "is not a readable image" in err
+    assert f"cannot read {broken}" in err
     empty = tmp_path / "empty"
     empty.mkdir()
     status, _, err = run(capsys, "predict", model_path, empty)
     assert status == 1
-    assert "holds no" in err
+    assert "no image files in" in err
 
 
 @pytest.mark.parametrize(
@@ -470,7 +479,7 @@ def test_unsupported_or_missing_images(
         (["train", "--output", "m", "--limit", "0"], "must be a positive integer"),
         (["evaluate", "m", "--split", "val"], "--split needs --npz"),
         (["evaluate", "m", "--report", "--json"], "not allowed with argument"),
-        (["predict", "m"], "required: IMAGE"),
+        (["predict"], "required: PATH"),
         (["export", "m", "o", "--format", "pickle"], "invalid choice: 'pickle'"),
     ],
 )
@@ -504,7 +513,7 @@ def test_invalid_training_settings_exit_1(
                    "--seed", "--plots", "--no-progress", "examples:"]),
         ("evaluate", ["MODEL", "--idx", "--npz", "--split", "--report", "--json", "--device",
                       "examples:"]),
-        ("predict", ["MODEL", "IMAGE", "--json", "--device", ".npy", "examples:"]),
+        ("predict", ["MODEL", "PATH", "--json", "--no-prepare", "--device", ".npy", "examples:"]),
         ("export", ["MODEL", "OUT", "--format", "onnx", "torchscript", "--opset", "examples:"]),
         ("info", ["MODEL", "--json", "examples:"]),
     ],

@@ -266,13 +266,19 @@ CASES: list[tuple[str, Call, type[Exception], str]] = [
         "labels: length",
         lambda e: digitrec.ImageDataset.from_arrays(np.zeros((2, 8, 8)), np.zeros(3, int)),
         V,
-        r"\(2,\) to match 2 images, got \(3,\)",
+        r"\(2,\) to match 2 images.*got \(3,\)",
     ),
     (
-        "labels: 2-D",
-        lambda e: digitrec.ImageDataset.from_arrays(np.zeros((2, 8, 8)), np.zeros((2, 3), int)),
+        "labels: 3-D",
+        lambda e: digitrec.ImageDataset.from_arrays(np.zeros((2, 8, 8)), np.zeros((2, 3, 2), int)),
         V,
-        r"\(N,\) or \(N, 1\).*\(2, 3\)",
+        r"\(N,\) or \(N, 1\).*\(2, 3, 2\)",
+    ),
+    (
+        "labels: multi-label not 0/1",
+        lambda e: digitrec.ImageDataset.from_arrays(np.zeros((2, 8, 8)), np.full((2, 3), 2)),
+        V,
+        "multi-label labels must be 0 or 1, got values from 2 to 2",
     ),
     (
         "labels: beyond class names",
@@ -453,9 +459,9 @@ CASES: list[tuple[str, Call, type[Exception], str]] = [
     ),  # type: ignore[arg-type]
     (
         "model: architecture name",
-        lambda e: digitrec.DigitClassifier("resnet"),
+        lambda e: digitrec.DigitClassifier("vgg"),
         V,
-        r"arch must be one of \('mlp', 'cnn'\), got 'resnet'",
+        r"arch must be one of \('mlp', 'cnn', 'resnet'\) or a name registered.*got 'vgg'",
     ),  # type: ignore[arg-type]
     (
         "model: 2 channels",

@@ -154,13 +154,14 @@ def test_predict_accepts_datasets(
     ],
 )
 def test_bad_single_images(image: object, error: type[Exception], message: str) -> None:
+    # prepare=False: images of another shape are refused instead of prepared.
     with pytest.raises(error, match=message):
-        digitrec.get_predicted_label(_shared_model(), image)
+        digitrec.get_predicted_label(_shared_model(), image, prepare=False)
 
 
 def test_bad_batches_and_models() -> None:
     with pytest.raises(digitrec.InvalidInputError, match=r"\(1, 14, 14\)"):
-        digitrec.predict(_shared_model(), torch.zeros(2, 14, 14))
+        digitrec.predict(_shared_model(), torch.zeros(2, 14, 14), prepare=False)
     with pytest.raises(digitrec.InvalidTypeError, match="DigitClassifier"):
         digitrec.predict(torch.nn.Linear(784, 10), torch.zeros(2, 28, 28))  # type: ignore[arg-type]
     with pytest.raises(digitrec.InvalidInputError, match="batch_size"):

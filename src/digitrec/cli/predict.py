@@ -8,11 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import (
-    InvalidInputError,
-)
+from ..errors import DataNotFoundError, InvalidInputError
 from ..inference import classify
-from ..io import list_image_files, read_images
+from ..io import IMAGE_SUFFIXES, list_image_files, read_images
 from ..models import DigitClassifier, load, pretrained
 from ._common import Formatter, add_device, examples
 
@@ -48,8 +46,8 @@ def add_parser(commands: Any) -> None:
         "paths",
         type=Path,
         nargs="+",
-        metavar="[MODEL] IMAGE",
-        help="an optional model file, then image files or folders of them",
+        metavar="PATH",
+        help="an optional model file (.safetensors), then image files or folders of them",
     )
     preparation = parser.add_mutually_exclusive_group()
     preparation.add_argument(
@@ -89,6 +87,11 @@ def run(args: argparse.Namespace) -> int:
     """Run ``digitrec predict`` with parsed ``args``; return the exit status."""
     model, inputs = _model_and_images(args.paths, args.device)
     files = list_image_files(inputs)
+    if not files:
+        raise DataNotFoundError(
+            f"no image files in {', '.join(str(path) for path in inputs)}; predict reads "
+            f"{', '.join(sorted(IMAGE_SUFFIXES))}"
+        )
     read = read_images(files, on_error="skip", progress=not args.no_progress)
     for path, reason in read.failures:
         print(f"digitrec: cannot read {path}: {reason}", file=sys.stderr)

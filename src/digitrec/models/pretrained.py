@@ -28,7 +28,10 @@ PretrainedName = Literal["mnist-cnn", "mnist-mlp"]
 #: The bundled models: file name and sha256 of each (``scripts/make_pretrained.py``).
 PRETRAINED = MappingProxyType(
     {
-        "mnist-cnn": ("mnist-cnn.safetensors", "TO-BE-FILLED"),
+        "mnist-cnn": (
+            "mnist-cnn.safetensors",
+            "e7ba79cd4623b48161714ff85471fe79a72582a253e757d51d86dab47b273c1f",
+        ),
         "mnist-mlp": (
             "mnist-mlp.safetensors",
             "d746c33f40f5c980b78478547fe90ddea7b9d5749e67bca466dce0a5da9131a2",
@@ -40,9 +43,10 @@ PRETRAINED = MappingProxyType(
 def pretrained(name: PretrainedName, *, device: DeviceLike = "cpu") -> DigitClassifier:
     """Load a model bundled with digitrec, checked against its recorded sha256.
 
-    * ``"mnist-cnn"``: the ``"cnn"`` recipe on MNIST (see its metadata for the
-      test accuracy), calibrated, with out-of-distribution statistics.
-    * ``"mnist-mlp"``: the notebook's 784-64-32-10 network, the ``"mlp"`` recipe.
+    * ``"mnist-cnn"``: the ``"cnn"`` recipe on 55,000 MNIST training images, 99.58%
+      on the test set, calibrated, with out-of-distribution statistics.
+    * ``"mnist-mlp"``: the notebook's 784-64-32-10 network, the ``"mlp"`` recipe
+      run for 20 epochs: 97.81% on the test set.
 
     Both prepare raw digit images (photos, scans, other sizes) with
     :func:`~digitrec.prepare_digits`, so ``digitrec.predict(model, ["photo.jpg"])``
