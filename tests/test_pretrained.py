@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import digitrec
-from digitrec.models.pretrained import PRETRAINED
+from digitrec.models.bundled import PRETRAINED
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "make_pretrained.py"
 # The targets are 99.6% and 97.8%; the bundled CNN reached 99.58% (two test
@@ -44,7 +44,7 @@ def test_pretrained_models_meet_their_targets(name: str, mnist_test: digitrec.Im
 
 
 def test_a_corrupt_bundled_file_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    import digitrec.models.pretrained as module
+    import digitrec.models.bundled as module
 
     table = dict(PRETRAINED)
     table["mnist-mlp"] = (table["mnist-mlp"][0], "0" * 64)

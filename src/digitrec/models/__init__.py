@@ -6,8 +6,8 @@ weights), ``networks`` the built-in architectures (``"mlp"``, ``"cnn"``,
 ``classifier`` the :class:`DigitClassifier` module that takes raw pixels and
 returns logits (and wraps any ``nn.Module``: :meth:`DigitClassifier.from_module`), and
 ``files`` the safe model files (:func:`save`, :func:`load`), which store the
-weights as safetensors and the config as JSON, never a pickle, ``pretrained``
-the models bundled inside the package, and ``ood`` the out-of-distribution
+weights as safetensors and the config as JSON, never a pickle, ``bundled``
+the pretrained models bundled inside the package, and ``ood`` the out-of-distribution
 statistics a model carries. Models sit above
 data sets and below inference, evaluation and training.
 """
@@ -16,7 +16,7 @@ from .classifier import DigitClassifier
 from .config import MNIST_MEAN, MNIST_STD, Architecture, ModelConfig, Task
 from .files import MODEL_FORMAT, load, read_metadata, save
 from .networks import NetworkFactory, register_network
-from .pretrained import PRETRAINED, PretrainedName, pretrained
+from .bundled import PRETRAINED, PretrainedName, pretrained
 
 __all__ = [
     "MNIST_MEAN",

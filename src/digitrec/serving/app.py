@@ -18,7 +18,7 @@ from ..errors import DigitrecError, InvalidInputError, InvalidTypeError, Missing
 from ..inference import Prediction, classify
 from ..io.tensorfile import versions
 from ..models import DigitClassifier, load, pretrained, read_metadata
-from ..models.pretrained import PRETRAINED
+from ..models.bundled import PRETRAINED
 from ._extra import missing_extra, require
 
 try:
