@@ -175,7 +175,7 @@ def create_app(
     api_key: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_images: int = 64,
-    max_batch_images: int = 1,
+    max_batch_images: int = 64,
     batch_window_ms: float = 2.0,
 ) -> FastAPI:
     """Build the HTTP app that serves ``model``: the API, its docs and the drawing page.
@@ -201,10 +201,10 @@ def create_app(
         max_pixels: The largest image (width x height), checked from the file's
             header before decoding (decompression bombs are refused).
         max_images: The most images in one request.
-        max_batch_images: The most images classified in one call. The default,
-            1, classifies each request on its own: batching measured no faster
-            while :func:`~digitrec.classify` prepares raw images one at a time
-            (``benchmarks/bench_serving.py``).
+        max_batch_images: The most images classified in one call: requests
+            arriving together are prepared and classified as one batch (4x the
+            throughput of one call per request with 8 clients, measured in
+            ``benchmarks/bench_serving.py``); 1 turns batching off.
         batch_window_ms: How long a batch waits for more requests to join it.
 
     Returns:
