@@ -16,9 +16,10 @@ import torch
 from ._checks import check_number, check_positive_int
 from ._device import DeviceLike
 from ._model_inputs import model_batch, model_image
-from ._runtime import eval_mode, model_device, move_to
+from ._runtime import model_device
 from .errors import InvalidInputError
 from .models import DigitClassifier
+from .models._batches import logits_in_batches
 from .models._validate import check_model
 
 __all__ = [
@@ -38,21 +39,6 @@ ABSTAINED = -1
 OUT_OF_DISTRIBUTION = -2
 
 _DEFAULT_BATCH_SIZE = 1024
-
-
-def logits_in_batches(
-    model: DigitClassifier, images: torch.Tensor, device: torch.device, batch_size: int
-) -> torch.Tensor:
-    """Return the CPU logits of checked ``images``, ``batch_size`` at a time on ``device``."""
-    move_to(model, device)
-    with eval_mode(model):
-        chunks = [
-            model(images[start : start + batch_size].to(device, non_blocking=True)).float().cpu()
-            for start in range(0, images.shape[0], batch_size)
-        ]
-    if not chunks:
-        return torch.empty(0, model.num_classes)
-    return torch.cat(chunks)
 
 
 def _batch_logits(

@@ -9,8 +9,8 @@ from .._device import DeviceLike
 from .._model_inputs import model_batch
 from .._runtime import model_device
 from ..data import ImageDataset
-from ..inference import logits_in_batches
 from ..models import DigitClassifier
+from ..models._batches import logits_in_batches
 from ..models._validate import check_labels, check_model
 
 

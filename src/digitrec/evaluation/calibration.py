@@ -12,8 +12,8 @@ from .._device import DeviceLike
 from .._runtime import model_device
 from ..data import ImageDataset
 from ..errors import InvalidInputError
-from ..inference import logits_in_batches
 from ..models import DigitClassifier
+from ..models._batches import logits_in_batches
 from ..models._validate import check_labelled_data, check_model
 
 __all__ = ["calibrate"]

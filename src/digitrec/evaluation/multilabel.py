@@ -22,8 +22,8 @@ from .._device import DeviceLike
 from .._runtime import model_device
 from ..data import ImageDataset
 from ..errors import InvalidInputError, InvalidTypeError
-from ..inference import logits_in_batches
 from ..models import DigitClassifier
+from ..models._batches import logits_in_batches
 from ..models._validate import check_model
 from .bootstrap import _weighted_auroc
 from .thresholds import threshold_for_sensitivity

@@ -12,11 +12,11 @@ statistics a model carries. Models sit above
 data sets and below inference, evaluation and training.
 """
 
+from .bundled import PRETRAINED, PretrainedName, pretrained
 from .classifier import DigitClassifier
 from .config import MNIST_MEAN, MNIST_STD, Architecture, ModelConfig, Task
 from .files import MODEL_FORMAT, load, read_metadata, save
 from .networks import NetworkFactory, register_network
-from .bundled import PRETRAINED, PretrainedName, pretrained
 
 __all__ = [
     "MNIST_MEAN",

@@ -127,18 +127,6 @@ def features_in_batches(
     return joined, dims
 
 
-def logits_in_batches(
-    model: DigitClassifier, images: torch.Tensor, device: torch.device, batch_size: int
-) -> torch.Tensor:
-    move_to(model, device)
-    with eval_mode(model):
-        chunks = [
-            model(images[start : start + batch_size].to(device)).float().cpu()
-            for start in range(0, images.shape[0], batch_size)
-        ]
-    return torch.cat(chunks) if chunks else torch.empty(0, model.num_classes)
-
-
 def energy(logits: torch.Tensor) -> torch.Tensor:
     return -torch.logsumexp(logits.double(), dim=1).float()
 

@@ -67,6 +67,7 @@ from .._runtime import model_device
 from ..data import ImageDataset
 from ..errors import InvalidInputError, InvalidTypeError
 from . import _ood_features as of
+from ._batches import logits_in_batches
 from ._validate import check_image_shape, check_labelled_data, check_model
 from .classifier import DigitClassifier
 
@@ -285,7 +286,7 @@ def ood_scores(
     if detector is None:
         detector = getattr(checked, "ood", None)
         if detector is None:
-            return of.energy(of.logits_in_batches(checked, batch, where, size))
+            return of.energy(logits_in_batches(checked, batch, where, size))
     if not isinstance(detector, OODDetector):
         raise InvalidTypeError(
             f"detector must be a digitrec.OODDetector, got {type(detector).__name__}"

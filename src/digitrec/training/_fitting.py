@@ -10,8 +10,8 @@ import torch
 
 from ..data import ImageDataset
 from ..errors import InvalidInputError
-from ..inference import logits_in_batches
 from ..models import MNIST_MEAN, MNIST_STD, DigitClassifier
+from ..models._batches import logits_in_batches
 from ._engine import AutogradStep, FusedMLPStep, Step, fusable_linears, make_optimizer
 from ._metrics import MetricFunction, accuracy
 from ._objective import Objective
