@@ -309,3 +309,23 @@ def test_metrics_refuse_empty_or_nan() -> None:
         ood_metrics(torch.tensor([]), torch.tensor([1.0]))
     with pytest.raises(digitrec.InvalidInputError):
         ood_metrics(torch.tensor([float("nan")]), torch.tensor([1.0]))
+
+
+def test_report_measures_separation_from_an_ood_set(
+    mlp: digitrec.DigitClassifier, detector: OODDetector, mnist_test: digitrec.ImageDataset
+) -> None:
+    model = digitrec.DigitClassifier("mlp", seed=0)
+    model.load_state_dict(mlp.state_dict())
+    detector.attach(model)
+    test = mnist_test[:1000]
+    outside = noise_and_blank(200)
+    report = digitrec.evaluate(model, test, ood=outside)
+    expected = ood_metrics(ood_scores(model, test), ood_scores(model, outside))
+    assert (report.ood_auroc, report.ood_fpr_at_95_tpr) == expected
+    assert report.ood_auroc > 0.99
+    assert "out-of-distribution set: AUROC" in str(report)
+    assert digitrec.evaluate(model, test).ood_auroc is None
+    assert report.to_dict()["ood_auroc"] == report.ood_auroc
+    # abstention says why: out-of-distribution images get -2, whatever their confidence
+    labels = digitrec.predict_or_abstain(model, outside, min_confidence=0.0)
+    assert (labels == digitrec.OUT_OF_DISTRIBUTION).float().mean() > 0.9

@@ -18,6 +18,8 @@ from ..data import ImageDataset
 from ..models import DigitClassifier
 from ..models._batches import logits_in_batches
 from ..models._validate import check_labels, check_model
+from ..models.ood import ood_scores
+from .ood import ood_metrics
 
 __all__ = ["ClassificationReport", "evaluate"]
 
@@ -54,6 +56,11 @@ class ClassificationReport:
             the images (the risk-coverage summary for abstention).
         calibration_bins: Per confidence bin (15 equal bins of [0, 1]): the count
             of images, their mean confidence and their accuracy (``nan`` when empty).
+        ood_auroc: With ``evaluate(..., ood=images)``: how well
+            :func:`~digitrec.ood_scores` separates ``data`` from those images (ROC
+            AUC, out-of-distribution positive); ``None`` otherwise.
+        ood_fpr_at_95_tpr: The share of the ``ood`` images accepted at the score
+            that accepts 95% of ``data``; ``None`` without ``ood``.
 
     Example:
         >>> test = digitrec.load_mnist("test")[:200]
@@ -80,6 +87,8 @@ class ClassificationReport:
     temperature: float
     accuracy_at_coverage: dict[float, float]
     calibration_bins: dict[str, torch.Tensor]
+    ood_auroc: float | None = None
+    ood_fpr_at_95_tpr: float | None = None
 
     @property
     def total(self) -> int:
@@ -137,6 +146,14 @@ class ClassificationReport:
             f"ECE (15 bins): {self.ece:.4f}   NLL: {self.nll:.4f}   Brier: {self.brier:.4f}   "
             f"temperature: {self.temperature:.3f}",
             f"accuracy at coverage: {coverage}",
+            *(
+                [
+                    f"out-of-distribution set: AUROC {self.ood_auroc:.4f}, "
+                    f"accepted at 95% TPR {100 * (self.ood_fpr_at_95_tpr or 0.0):.2f}%"
+                ]
+                if self.ood_auroc is not None
+                else []
+            ),
             "confusion matrix (rows actual, columns predicted):",
         ]
         digits = len(str(int(self.confusion_matrix.max()))) if self.total else 1
@@ -190,6 +207,7 @@ def evaluate(
     device: DeviceLike | None = None,
     batch_size: int = 1024,
     prepare: bool | None = None,
+    ood: Any = None,
 ) -> ClassificationReport:
     """Measure everything a clinical reader asks for: per-class rates, AUROC, calibration.
 
@@ -204,6 +222,9 @@ def evaluate(
         prepare: Bring images of another size than the model's input to it as the
             model's metadata says (see :func:`~digitrec.predict_proba`); ``None``
             prepares only images that do not fit, ``False`` refuses them.
+        ood: Optional images unlike ``data`` (a data set, a batch or a list of
+            images or files, as for :func:`~digitrec.ood_scores`): the report then
+            gives how well the model's out-of-distribution scores separate them.
 
     Returns:
         The :class:`ClassificationReport`; ``print(report)`` gives a table.
@@ -281,4 +302,17 @@ def evaluate(
         temperature=temperature,
         accuracy_at_coverage=_accuracy_at_coverage(confidence, correct),
         calibration_bins=_calibration_bins(confidence, correct),
+        **_ood_separation(model, images, ood, device, size),
     )
+
+
+def _ood_separation(
+    model: DigitClassifier, images: torch.Tensor, ood: Any, device: DeviceLike | None, size: int
+) -> dict[str, float]:
+    if ood is None:
+        return {}
+    outside = model_batch(model, ood, None, "ood images")
+    inside_scores = ood_scores(model, images, device=device, batch_size=size)
+    outside_scores = ood_scores(model, outside, device=device, batch_size=size)
+    auroc, fpr = ood_metrics(inside_scores, outside_scores)
+    return {"ood_auroc": auroc, "ood_fpr_at_95_tpr": fpr}
