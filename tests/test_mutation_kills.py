@@ -600,6 +600,8 @@ def test_report_to_dict_is_plain_and_strict() -> None:
         "temperature": 1.5,
         "accuracy_at_coverage": {"1.0": 0.75, "0.9": 0.75, "0.8": 1.0},
         "calibration_bins": {"count": [0, 4], "confidence": [None, 0.8]},
+        "ood_auroc": None,
+        "ood_fpr_at_95_tpr": None,
     }
     assert _report().total == 4
 

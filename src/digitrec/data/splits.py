@@ -212,7 +212,11 @@ def _fold_of_groups(
     stratify: bool,
     rng: np.random.Generator,
 ) -> np.ndarray[Any, Any]:
-    """Assign whole groups to folds, largest first, each to the fold that stays most even."""
+    """Assign whole groups to folds, largest first, each to the fold that stays most even.
+
+    Until every fold holds a group, only empty folds are candidates, so ``k``
+    groups always fill ``k`` folds.
+    """
     count = int(codes.max()) + 1
     columns = int(strata.max()) + 1 if stratify else 1
     table = np.zeros((count, columns), dtype=np.int64)
@@ -227,6 +231,9 @@ def _fold_of_groups(
         cost = (((folds + table[group] - expected) ** 2).sum(axis=1)) - (
             ((folds - expected) ** 2).sum(axis=1)
         )
+        empty = folds.sum(axis=1) == 0
+        if empty.any():  # every fold gets a group before any gets a second one
+            cost = np.where(empty, cost, np.inf)
         fold = int(np.argmin(cost))
         folds[fold] += table[group]
         assigned[group] = fold
