@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import io
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -68,11 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     count = 100 if args.quick else args.count
     test = digitrec.load_mnist("test")[:count]
     small = test.images.float() / 255.0
-    digits = torch.nn.functional.interpolate(small, size=(56, 56), mode="bilinear")
-    digits = digits[:, 0].clamp(0, 1).numpy()
+    large = torch.nn.functional.interpolate(small, size=(56, 56), mode="bilinear")
+    digits: np.ndarray = large[:, 0].clamp(0, 1).numpy()
     model = digitrec.pretrained("mnist-cnn")
-    writers = {"8-bit PNG": lambda p: png(p, 8), "16-bit PNG": lambda p: png(p, 16)}
-    writers["12-bit DICOM, MONOCHROME1"] = dicom
+    writers: dict[str, Callable[[np.ndarray], bytes]] = {
+        "8-bit PNG": lambda p: png(p, 8),
+        "16-bit PNG": lambda p: png(p, 16),
+        "12-bit DICOM, MONOCHROME1": dicom,
+    }
     accuracy: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder:
         for name, write in writers.items():
