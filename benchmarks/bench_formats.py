@@ -109,7 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     write_json(
         args.out,
         "formats",
-        {"machine": machine(), "count": count, "accuracy": accuracy, "goal_met": met},
+        {
+            "machine": machine(),
+            "settings": {"quick": args.quick, "count": count},
+            "accuracy": accuracy,
+            "goal_met": met,
+        },
     )
     return 0 if met else 1
 

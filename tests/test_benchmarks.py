@@ -89,3 +89,12 @@ def test_machine_limit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for network in result["networks"].values():
         assert network["flops_per_epoch"] == network["flops_per_step"] * network["steps_per_epoch"]
         assert network["measured_epoch_seconds"] > network["lower_bound_seconds_at_peak"] > 0
+
+
+def test_formats(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    pytest.importorskip("pydicom")
+    result = run_quick("bench_formats", monkeypatch, tmp_path)
+    accuracy = result["accuracy"]
+    assert set(accuracy) == {"8-bit PNG", "16-bit PNG", "12-bit DICOM, MONOCHROME1"}
+    assert accuracy["8-bit PNG"] > 0.95
+    assert result["goal_met"] is True
