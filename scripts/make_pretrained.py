@@ -24,12 +24,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 import digitrec
 
 OUTPUT = Path(__file__).resolve().parent.parent / "src" / "digitrec" / "_weights"
 # 2026-12-01T00:00:00Z: the save time written into every bundled file.
 SOURCE_DATE_EPOCH = "1764547200"
 BANK_SIZE = 600
+THREADS = 2
 RECIPES = {
     # Two threads pinned: convolutions sum in a thread-dependent order.
     "mnist-cnn": ("cnn", replace(digitrec.RECIPES["cnn"], num_threads=2)),
@@ -40,6 +43,17 @@ RECIPES = {
 
 def make(name: str, output: Path = OUTPUT) -> Path:
     """Train, calibrate, fit OOD statistics, evaluate and save one bundled model."""
+    # Sums in matrix products depend on the thread count: pin it for every step,
+    # whatever the caller set (the recipes pin their own for training).
+    previous = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    try:
+        return _make(name, output)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _make(name: str, output: Path) -> Path:
     arch, recipe = RECIPES[name]
     train, held_out = digitrec.load_mnist("train").split(5000, seed=0)
     test = digitrec.load_mnist("test")

@@ -34,7 +34,7 @@ PRETRAINED = MappingProxyType(
         ),
         "mnist-mlp": (
             "mnist-mlp.safetensors",
-            "d746c33f40f5c980b78478547fe90ddea7b9d5749e67bca466dce0a5da9131a2",
+            "7cccab2a512deda7ed0cdd2cc52d7b12d385805bb0104916b0ca8b4b0d070a47",
         ),
     }
 )
