@@ -8,7 +8,6 @@ model trained on the 8-bit images. The issue's bar: accuracies within 2 points.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,8 @@ import pytest
 import torch
 
 import digitrec
+
+from .test_benchmarks import load
 
 pydicom = pytest.importorskip("pydicom")
 Image = pytest.importorskip("PIL.Image")
@@ -37,52 +38,20 @@ def _digits(mnist_test: digitrec.ImageDataset) -> np.ndarray:
     return big[:, 0].clamp(0, 1).numpy()
 
 
-def _png(pixels: np.ndarray, depth: int) -> bytes:
-    buffer = io.BytesIO()
-    if depth == 8:
-        Image.fromarray(np.round(pixels * 255).astype(np.uint8)).save(buffer, "PNG")
-    else:
-        Image.fromarray(np.round(pixels * 65535).astype(np.uint16)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def _dicom(pixels: np.ndarray) -> bytes:
-    """12 bits stored, MONOCHROME1 (ink stored dark), slope 2, intercept -1024, a window."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    stored = np.round((1.0 - pixels) * 4095).astype(np.uint16)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    ds.SamplesPerPixel = 1
-    ds.Rows, ds.Columns = stored.shape
-    ds.PhotometricInterpretation = "MONOCHROME1"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.RescaleSlope, ds.RescaleIntercept = 2, -1024
-    # The window spans the modality values exactly: stored 0..4095 -> -1024..7166.
-    ds.WindowCenter, ds.WindowWidth = 3071.5, 8191
-    ds.PixelData = stored.astype("<u2").tobytes()
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
-
-
 def test_eight_bit_sixteen_bit_and_dicom_agree(
-    model: digitrec.DigitClassifier, mnist_test: digitrec.ImageDataset, tmp_path: Path
+    model: digitrec.DigitClassifier,
+    mnist_test: digitrec.ImageDataset,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The file writers are the benchmark's (benchmarks/bench_formats.py), not a copy.
+    bench = load("bench_formats", monkeypatch)
     digits = _digits(mnist_test)
     labels = mnist_test.labels[:COUNT]
     writers = {
-        "png8": lambda p: _png(p, 8),
-        "png16": lambda p: _png(p, 16),
-        "dcm": _dicom,
+        "png8": lambda p: bench.png(p, 8),
+        "png16": lambda p: bench.png(p, 16),
+        "dcm": bench.dicom,
     }
     accuracy = {}
     read_back = {}
