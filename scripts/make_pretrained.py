@@ -10,9 +10,17 @@ are fitted on the training images (``fit_ood`` holds a tenth of them out to set
 the threshold).
 Test metrics are measured on the 10,000 test images and recorded in the file.
 
+Same bytes on other machines: floating-point sums depend on the instruction set
+and on the library's code path for the CPU at hand (MKL takes other paths on AMD
+than on Intel). The script therefore runs itself again with those pinned
+(``NUMERICS``: MKL's conditional numerical reproducibility, ATen's and oneDNN's
+instruction set at AVX2, which every x86-64 CPU of the last decade has) and two
+torch threads, and records the pins in each file.
+
 Run (a few minutes for the CNN on 2 cores):
     python scripts/make_pretrained.py            # both
     python scripts/make_pretrained.py mnist-mlp  # one
+    python scripts/make_pretrained.py mnist-mlp --output /tmp/check
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +42,14 @@ OUTPUT = Path(__file__).resolve().parent.parent / "src" / "digitrec" / "_weights
 SOURCE_DATE_EPOCH = "1764547200"
 BANK_SIZE = 600
 THREADS = 2
+#: Set before torch loads (the script runs itself again with them): the same code
+#: paths, and so the same sums, on any x86-64 CPU with AVX2.
+NUMERICS = {
+    "MKL_CBWR": "COMPATIBLE",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH,
+}
 RECIPES = {
     # Two threads pinned: convolutions sum in a thread-dependent order.
     "mnist-cnn": ("cnn", replace(digitrec.RECIPES["cnn"], num_threads=2)),
@@ -42,7 +59,18 @@ RECIPES = {
 
 
 def make(name: str, output: Path = OUTPUT) -> Path:
-    """Train, calibrate, fit OOD statistics, evaluate and save one bundled model."""
+    """Train, calibrate, fit OOD statistics, evaluate and save one bundled model.
+
+    Call it in a process started with :data:`NUMERICS` in its environment (as
+    :func:`main` does), or the bytes depend on the CPU.
+    """
+    unpinned = {key for key, value in NUMERICS.items() if os.environ.get(key) != value}
+    capability = torch.backends.cpu.get_cpu_capability()
+    if unpinned or capability != "AVX2":
+        raise RuntimeError(
+            f"run through main(): {sorted(unpinned)} not pinned, or the CPU lacks AVX2 "
+            f"(ATen runs {capability})"
+        )
     # Sums in matrix products depend on the thread count: pin it for every step,
     # whatever the caller set (the recipes pin their own for training).
     previous = torch.get_num_threads()
@@ -72,6 +100,7 @@ def _make(name: str, output: Path) -> Path:
         "train_config": recipe.to_dict(),
         "train_sha256": digitrec.dataset_sha256(train.images, train.labels),
         "held_out_sha256": digitrec.dataset_sha256(held_out.images, held_out.labels),
+        "numerics": {**NUMERICS, "torch_threads": THREADS},
         "data": "bundled MNIST: 55,000 training images (split(5000, seed=0)), 5,000 held "
         "out for calibration and out-of-distribution statistics, 10,000 test images",
         # Timings are left out: they differ from run to run, and the bytes must not.
@@ -93,10 +122,14 @@ def main() -> None:
     """Make the models named on the command line (all by default)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", choices=sorted(RECIPES), default=sorted(RECIPES))
+    parser.add_argument("--output", type=Path, default=OUTPUT, help="folder for the files")
     args = parser.parse_args()
-    os.environ["SOURCE_DATE_EPOCH"] = SOURCE_DATE_EPOCH
+    if any(os.environ.get(key) != value for key, value in NUMERICS.items()):
+        # torch is loaded already: run again with the pins in place from the start.
+        script = str(Path(__file__).resolve())
+        os.execve(sys.executable, [sys.executable, script, *sys.argv[1:]], os.environ | NUMERICS)
     for name in args.names:
-        make(name)
+        make(name, args.output)
 
 
 if __name__ == "__main__":

@@ -141,6 +141,52 @@ def test_retrained_model_is_refused(
 
 
 @pytest.mark.parametrize(
+    "rewrite",
+    [
+        lambda m, other: m.load_state_dict(other.state_dict()),
+        lambda m, other: next(m.parameters()).data.mul_(1.01),
+        lambda m, other: torch.optim.SGD(m.parameters(), lr=0.1).step(),
+    ],
+    ids=["load_state_dict", "in-place", "optimizer-step"],
+)
+def test_weights_written_after_a_passing_check_are_refused(
+    mlp: digitrec.DigitClassifier, detector: OODDetector, rewrite: object
+) -> None:
+    model = digitrec.DigitClassifier("mlp", seed=0)
+    model.load_state_dict(mlp.state_dict())
+    images = torch.zeros(2, 28, 28)
+    ood_scores(model, images, detector=detector)  # passes, and is remembered
+    for parameter in model.parameters():
+        parameter.grad = torch.ones_like(parameter)
+    rewrite(model, digitrec.DigitClassifier("mlp", seed=3))  # type: ignore[operator]
+    with pytest.raises(digitrec.InvalidInputError, match="weights differ"):
+        ood_scores(model, images, detector=detector)
+
+
+def test_classify_gives_the_answers_of_the_separate_paths(
+    mlp: digitrec.DigitClassifier, detector: OODDetector, mnist_test: digitrec.ImageDataset
+) -> None:
+    model = digitrec.DigitClassifier("mlp", seed=0)
+    model.load_state_dict(mlp.state_dict())
+    detector.attach(model)
+    images = torch.cat([mnist_test.images[:30], noise_and_blank(10)])
+    expected = digitrec.predict_proba(model, images, prepare=False)
+    flags = (ood_scores(model, images) > detector.threshold).tolist()
+    assert any(flags)
+    assert not all(flags)
+    one_pass = digitrec.classify(model, images, prepare=False)
+    # A forward hook makes classify run the model and the scores separately.
+    handle = model.register_forward_hook(lambda module, args, output: None)
+    try:
+        two_passes = digitrec.classify(model, images, prepare=False)
+    finally:
+        handle.remove()
+    for answers in (one_pass, two_passes):
+        assert torch.equal(torch.tensor([a.probabilities for a in answers]), expected)
+        assert [a.out_of_distribution for a in answers] == flags
+
+
+@pytest.mark.parametrize(
     ("change", "tensors"),
     [
         ({"format": "other/1"}, None),

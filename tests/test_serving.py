@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -310,10 +310,17 @@ def test_micro_batcher_batches_and_isolates_errors() -> None:
             raise digitrec.InvalidInputError("negative image")
         return [digitrec.Prediction(int(i.sum()), "x", (1.0,), 1.0, None) for i in images]
 
+    def loader(value: float) -> Callable[[], list[torch.Tensor]]:
+        return lambda: [torch.full((1, 2, 2) if value >= 0 else (1, 1, 1), value)]
+
+    def unreadable() -> list[torch.Tensor]:
+        raise digitrec.DataFileError("not an image")
+
     async def main() -> list[object]:
         batcher = MicroBatcher(classify, window=0.05, max_images=64)
-        requests = [batcher.classify([torch.full((1, 2, 2), float(n))], None) for n in range(8)]
-        requests.append(batcher.classify([torch.full((1, 1, 1), -1.0)], None))
+        requests = [batcher.classify(loader(float(n)), 1, None) for n in range(8)]
+        requests.append(batcher.classify(loader(-1.0), 1, None))
+        requests.append(batcher.classify(unreadable, 1, None))
         results = await asyncio.gather(*requests, return_exceptions=True)
         await batcher.close()
         return results
@@ -321,8 +328,65 @@ def test_micro_batcher_batches_and_isolates_errors() -> None:
     results = asyncio.run(main())
     assert [r[0].class_index for r in results[:8]] == [4 * n for n in range(8)]  # type: ignore[index]
     assert isinstance(results[8], digitrec.InvalidInputError)
+    # The unreadable request fails alone, before any classification.
+    assert isinstance(results[9], digitrec.DataFileError)
     assert calls[0] == 9  # one batch, then each request alone once it failed
     assert len(calls) == 10
+
+
+def test_micro_batcher_waits_only_while_requests_are_on_their_way() -> None:
+    calls: list[int] = []
+
+    def classify(images: list[torch.Tensor], prepare: bool | None) -> list[digitrec.Prediction]:
+        calls.append(len(images))
+        return [digitrec.Prediction(0, "x", (1.0,), 1.0, None) for _ in images]
+
+    def load() -> list[torch.Tensor]:
+        return [torch.zeros(1, 2, 2)]
+
+    async def main() -> tuple[float, list[int]]:
+        batcher = MicroBatcher(classify, window=5.0, max_images=64)
+        started = time.perf_counter()
+        await batcher.classify(load, 1, None)  # alone: no 5 s wait for company
+        alone = time.perf_counter() - started
+
+        async def late() -> list[digitrec.Prediction]:
+            with batcher.arriving():
+                await asyncio.sleep(0.2)  # still being read when the first one queues
+            return await batcher.classify(load, 1, None)
+
+        await asyncio.gather(batcher.classify(load, 1, None), late())
+        await batcher.close()
+        return alone, calls
+
+    alone, calls = asyncio.run(main())
+    assert alone < 2.5
+    assert calls == [1, 2]  # the second batch waited for the request on its way
+
+
+def test_micro_batcher_without_batching_classifies_each_request_alone() -> None:
+    calls: list[int] = []
+
+    def classify(images: list[torch.Tensor], prepare: bool | None) -> list[digitrec.Prediction]:
+        calls.append(len(images))
+        return [digitrec.Prediction(0, "x", (1.0,), 1.0, prepare) for _ in images]
+
+    async def main() -> list[list[digitrec.Prediction]]:
+        batcher = MicroBatcher(classify, window=0.05, max_images=1)
+        two = [torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)]
+        answers = await asyncio.gather(
+            *(batcher.classify(lambda: two, 2, flag) for flag in (True, False, None))
+        )
+        await batcher.close()
+        return answers
+
+    answers = asyncio.run(main())
+    assert calls == [2, 2, 2]
+    assert [[a.out_of_distribution for a in answer] for answer in answers] == [
+        [True, True],
+        [False, False],
+        [None, None],
+    ]
 
 
 def free_port() -> int:
@@ -389,6 +453,40 @@ def test_cli_serve_stops_cleanly_on_sigterm(model_file: Path) -> None:
             process.wait()
     assert process.stderr is not None
     assert "127.0.0.1" in process.stderr.read().decode()
+
+
+def test_cli_serve_with_two_workers_answers_and_stops_cleanly(
+    model_file: Path, digits: list[tuple[np.ndarray, int]]
+) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "digitrec", "serve", str(model_file), "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--workers", "2", "--api-key", "k3y"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url)
+        files = [("file", (f"{i}.png", png_bytes(p))) for i, (p, _) in enumerate(digits[:4])]
+        # Every worker has the settings: the key is asked for, and each answer is whole.
+        assert httpx.post(f"{url}/v1/predict", files=files, timeout=30).status_code == 401
+        for _ in range(6):  # keep-alive off: new connections, spread over the workers
+            answer = httpx.post(
+                f"{url}/v1/predict", files=files, headers={"X-API-Key": "k3y"}, timeout=30
+            )
+            assert answer.status_code == 200
+            assert len(answer.json()["predictions"]) == 4
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.stderr is not None
+    log = process.stderr.read().decode()
+    assert log.count("Application startup complete") == 2  # two workers started
+    assert log.count("Finished server process") == 2  # and both stopped
 
 
 def test_batching_on_gives_the_same_answers(

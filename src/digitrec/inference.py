@@ -178,11 +178,9 @@ def predict_or_abstain(
     batch = model_batch(checked, images, prepare)
     size = check_positive_int(batch_size, "batch_size")
     target = model_device(checked, device)
-    confidence, labels = checked.probabilities(logits_in_batches(checked, batch, target, size)).max(
-        dim=1
-    )
+    logits, unusual = _logits_and_unusual(checked, batch, target, size)
+    confidence, labels = checked.probabilities(logits).max(dim=1)
     labels = torch.where(confidence >= min_confidence, labels, torch.full_like(labels, ABSTAINED))
-    unusual = _out_of_distribution(checked, batch, target, size)
     if unusual is not None:
         labels = torch.where(unusual, torch.full_like(labels, OUT_OF_DISTRIBUTION), labels)
     return labels
@@ -295,34 +293,43 @@ def classify(
     batch = model_batch(checked, images, prepare)
     size = check_positive_int(batch_size, "batch_size")
     target = model_device(checked, device)
-    logits = logits_in_batches(checked, batch, target, size)
+    logits, unusual = _logits_and_unusual(checked, batch, target, size)
     probabilities = checked.probabilities(logits)
-    unusual = _out_of_distribution(checked, batch, target, size)
     names = checked.class_names or tuple(str(index) for index in range(checked.num_classes))
     confidence, indices = probabilities.max(dim=1)
+    flags: list[bool | None] = [None] * len(indices) if unusual is None else unusual.tolist()
     return [
         Prediction(
-            class_index=int(index),
-            label=names[int(index)],
-            probabilities=tuple(float(p) for p in row),
-            confidence=float(top),
-            out_of_distribution=None if unusual is None else bool(unusual[position]),
+            class_index=index,
+            label=names[index],
+            probabilities=tuple(row),
+            confidence=top,
+            out_of_distribution=flag,
         )
-        for position, (index, top, row) in enumerate(
-            zip(indices, confidence, probabilities, strict=True)
+        for index, top, row, flag in zip(
+            indices.tolist(), confidence.tolist(), probabilities.tolist(), flags, strict=True
         )
     ]
 
 
-def _out_of_distribution(
+def _logits_and_unusual(
     model: DigitClassifier, batch: torch.Tensor, device: torch.device, batch_size: int
-) -> torch.Tensor | None:
-    """Whether each image scores above the model's fitted threshold; ``None`` without one."""
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The logits, and whether each image scores above the model's fitted threshold.
+
+    The flags are ``None`` when the model has no out-of-distribution statistics.
+    With them, one forward pass gives both where it can.
+    """
     detector = getattr(model, "ood", None)
     if detector is None:
-        return None
-    from .models.ood import ood_scores
+        return logits_in_batches(model, batch, device, batch_size), None
+    from .models.ood import ood_scores, scores_and_logits
 
-    scores = ood_scores(model, batch, device=device, batch_size=batch_size)
+    both = scores_and_logits(model, batch, device, batch_size)
+    if both is None:
+        logits = logits_in_batches(model, batch, device, batch_size)
+        scores = ood_scores(model, batch, device=device, batch_size=batch_size)
+    else:
+        scores, logits = both
     unusual: torch.Tensor = scores > float(detector.threshold)
-    return unusual
+    return logits, unusual

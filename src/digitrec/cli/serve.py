@@ -28,11 +28,13 @@ def add_parser(commands: Any) -> None:
             "digit CNN bundled with digitrec is served. The server listens on 127.0.0.1\n"
             "only, unless --host says otherwise; put it behind a reverse proxy to expose it.\n"
             f"With --api-key (or ${_KEY_VARIABLE}) the /v1/ endpoints need the key.\n"
-            "SIGTERM or Ctrl-C stops it gracefully."
+            "With --workers N, N processes share the port, each with its own copy of the\n"
+            "model: one per core serves the most requests. SIGTERM or Ctrl-C stops it gracefully."
         ),
         epilog=examples(
             "digitrec serve",
             "digitrec serve mlp.safetensors --port 8080",
+            "digitrec serve --workers 2",
             "DIGITREC_API_KEY=secret digitrec serve mlp.safetensors --host 0.0.0.0",
         ),
     )
@@ -64,7 +66,26 @@ def add_parser(commands: Any) -> None:
         "--threads",
         type=positive_int,
         default=1,
-        help="torch threads per inference call (default: 1; requests run in parallel)",
+        help="torch threads per server process (default: 1; --workers uses more cores)",
+    )
+    parser.add_argument(
+        "--max-batch-images",
+        type=positive_int,
+        default=64,
+        help="images classified in one call when requests arrive together; 1: no batching "
+        "(default: 64)",
+    )
+    parser.add_argument(
+        "--batch-window-ms",
+        type=float,
+        default=2.0,
+        help="how long a batch waits for more requests to join it (default: 2)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="server processes sharing the port, each with its own model (default: 1)",
     )
     parser.set_defaults(handler=run, command_parser=parser)
 
@@ -83,13 +104,34 @@ def run(args: argparse.Namespace) -> int:
     # busy two-core machine spin against each other (10x slower, measured).
     torch.set_num_threads(args.threads)
 
-    app = create_app(args.model, api_key=args.api_key, max_upload_bytes=args.max_upload_bytes)
+    options: dict[str, Any] = {
+        "api_key": args.api_key,
+        "max_upload_bytes": args.max_upload_bytes,
+        "max_batch_images": args.max_batch_images,
+        "batch_window_ms": args.batch_window_ms,
+    }
+    # Built here even with workers: a bad model file or option fails now, once, clearly.
+    app = create_app(args.model, **options)
+    target: Any = app
+    if args.workers > 1:
+        from ..serving._workers import FACTORY, SETTINGS_VARIABLE, settings_json
+
+        model = None if args.model is None else str(args.model.resolve())
+        os.environ[SETTINGS_VARIABLE] = settings_json(model, args.threads, options)
+        target = FACTORY
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the
     # handler it found; with the default one the process would die with -15, so a
     # clean stop is made to end here, with status 0.
     previous = signal.signal(signal.SIGTERM, lambda *_: None)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        uvicorn.run(
+            target,
+            host=args.host,
+            port=args.port,
+            log_level="info",
+            workers=args.workers if args.workers > 1 else None,
+            factory=args.workers > 1,
+        )
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0

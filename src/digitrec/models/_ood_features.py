@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -68,6 +69,22 @@ def weights_sha256(model: DigitClassifier) -> str:
         digest.update(f"{name}{tuple(plain.shape)}{plain.dtype}".encode())
         digest.update(plain.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+#: The CRC-32 of each weight tensor's bytes.
+WeightsKey = tuple[int, ...]
+
+
+def weights_key(model: DigitClassifier) -> WeightsKey:
+    """A fingerprint of the network's weights that is quicker to take than their sha256.
+
+    Any write changes it, however it was made (an optimizer step, ``load_state_dict``,
+    a write through ``.data``, which leaves a tensor's version counter as it was).
+    """
+    return tuple(
+        zlib.crc32(tensor.detach().reshape(-1).view(torch.uint8).cpu().numpy())
+        for tensor in model.network.state_dict().values()
+    )
 
 
 def _normalized(features: torch.Tensor) -> torch.Tensor:
@@ -155,6 +172,9 @@ class Gaussians:
     class_means: torch.Tensor  # (C, P) float32
     precisions: torch.Tensor  # (C, P, P) float16
     logdets: torch.Tensor  # (C,) float32; +inf for a class with too few images
+    # float32 copies for distance(), made once (the fields above stay float16 for saving).
+    basis32: torch.Tensor = field(init=False, repr=False, compare=False)
+    precisions32: torch.Tensor = field(init=False, repr=False, compare=False)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {
@@ -165,10 +185,14 @@ class Gaussians:
             "class_logdets": self.logdets,
         }
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "basis32", self.basis.float())
+        object.__setattr__(self, "precisions32", self.precisions.float())
+
     def distance(self, pixels: torch.Tensor) -> torch.Tensor:
         """Return ``min over classes of (squared Mahalanobis distance + log det covariance)``."""
-        coords = (pixels.float() - self.mean) @ self.basis.float()
-        precisions = self.precisions.float()
+        coords = (pixels.float() - self.mean) @ self.basis32
+        precisions = self.precisions32
         scores = []
         for index in range(self.class_means.shape[0]):
             centred = coords - self.class_means[index]

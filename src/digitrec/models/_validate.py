@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from ..data import ImageDataset
 from ..errors import InvalidInputError, InvalidTypeError
 from .classifier import DigitClassifier
@@ -46,3 +48,16 @@ def check_labels(model: DigitClassifier, data: object, what: str = "data") -> Im
             f"(labels 0 to {model.num_classes - 1})"
         )
     return data
+
+
+def plain_forward(model: DigitClassifier) -> bool:
+    """Whether the model's logits are its network's layers run in turn (no override, no hook)."""
+    hooked = (
+        model._forward_hooks,
+        model._forward_pre_hooks,
+        model.network._forward_hooks,
+        model.network._forward_pre_hooks,
+        torch.nn.modules.module._global_forward_hooks,
+        torch.nn.modules.module._global_forward_pre_hooks,
+    )
+    return type(model).forward is DigitClassifier.forward and not any(hooked)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -143,12 +144,15 @@ class DigitClassifier(nn.Module):
         self._config = replace(self._config, mean=mean, std=std)
         mean_v, std_v = self._config.normalization
         shape = (1, -1, 1, 1)
-        std_t = torch.tensor(std_v).view(shape)
         # (x - mean) / std folded into one multiply-add; not saved in the state dict
-        # because the config already records mean and std.
+        # because the config already records mean and std. The float32 division is
+        # done by numpy (the same IEEE result): under torch.device("meta"), where
+        # load() builds models, torch's would import torch._dynamo (2 s).
+        std_32 = np.asarray(std_v, dtype=np.float32)
         device = self.pixel_scale.device
-        self.pixel_scale = (1.0 / std_t).to(device)
-        self.pixel_shift = (-torch.tensor(mean_v).view(shape) / std_t).to(device)
+        self.pixel_scale = torch.tensor(np.float32(1.0) / std_32).view(shape).to(device)
+        shift = -np.asarray(mean_v, dtype=np.float32) / std_32
+        self.pixel_shift = torch.tensor(shift).view(shape).to(device)
 
     @classmethod
     def from_module(

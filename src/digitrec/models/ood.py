@@ -25,36 +25,13 @@ standardised terms,
 Each term is standardised with its mean and standard deviation on held-out
 training images, and the threshold is set to accept 95% of them.
 
-Why this method, measured during development on sets built like those of
-``benchmarks/bench_ood.py`` but with other seeds (1,000 images a set; AUROC / FPR at
-95% TPR against the 10,000 MNIST test images; a "cnn" trained 4 epochs and the
-"mlp" recipe's network; kNN banks of 5,000 images, where the shipped default keeps
-what fits in 1 MB, 1,211 for the cnn; noise, blank images and chest X-rays were at
-least 0.99 / 0.01 for the chosen score; held-out figures: ``benchmarks/results/ood.txt``):
-
-==================================== ============= ============= ============= =============
-score                                cnn letters   cnn scribbles mlp letters   mlp scribbles
-==================================== ============= ============= ============= =============
-energy (no statistics)               0.956 / 0.20  0.966 / 0.16  0.888 / 0.45  0.910 / 0.35
-kNN, all hidden layers + energy (v1) 0.977 / 0.10  0.985 / 0.06  0.929 / 0.39  0.947 / 0.30
-kNN, 7x7 pixels                      0.929 / 0.28  0.971 / 0.16  0.929 / 0.28  0.971 / 0.16
-class Gaussians, 80 pixel components 0.951 / 0.21  0.972 / 0.12  0.951 / 0.21  0.972 / 0.12
-all four terms (this method)         0.989 / 0.04  0.993 / 0.02  0.970 / 0.16  0.985 / 0.06
-==================================== ============= ============= ============= =============
-
-Also measured and not kept: kNN on raw (unnormalised) pixels, PCA reconstruction
-error, gradient-orientation histograms (HOG) with kNN or class Gaussians,
-spatially pooled convolutional maps, the maximum instead of the sum of the terms
-(all no better, most worse); class-conditional Gaussians on the network's
-features (Lee et al., 2018) were the worst of all in the first version. The
-statistics stay under 1 MB: the principal axes and class precisions in float16
-(about 0.26 MB for 28x28 images) and as many training images of the two kNN
-banks as fit in the rest. No synthetic outliers are used: everything is fitted
-on the training images alone.
+Why this method: the measurements behind the choice, and what was tried and not
+kept, are in the user guide's section on out-of-distribution scores.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -68,7 +45,7 @@ from ..data import ImageDataset
 from ..errors import InvalidInputError, InvalidTypeError
 from . import _ood_features as of
 from ._batches import logits_in_batches
-from ._validate import check_image_shape, check_labelled_data, check_model
+from ._validate import check_image_shape, check_labelled_data, check_model, plain_forward
 from .classifier import DigitClassifier
 
 __all__ = ["OOD_FORMAT", "OODDetector", "fit_ood", "ood_scores"]
@@ -108,6 +85,10 @@ class OODDetector:
     def __init__(self, description: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> None:
         self._description = dict(description)
         self._tensors = dict(tensors)
+        # The last model whose weights matched the sha256, and their fingerprint then.
+        self._matched: tuple[weakref.ref[DigitClassifier], of.WeightsKey] | None = None
+        # float32 copies of the float16 banks, made once rather than on every call.
+        self._banks = {name: self._tensors[name].float() for name in ("bank", "pixel_bank")}
         self._gaussians = of.Gaussians(
             self._tensors["pixel_mean"],
             self._tensors["pixel_basis"],
@@ -190,11 +171,16 @@ class OODDetector:
             raise InvalidInputError(
                 f"wrong model for the statistics: statistics != model in {differ}"
             )
+        key = of.weights_key(checked)
+        matched = self._matched
+        if matched is not None and matched[0]() is checked and matched[1] == key:
+            return  # the same weights as when they were hashed
         if wanted["weights_sha256"] != of.weights_sha256(checked):
             raise InvalidInputError(
                 "wrong model for the statistics: the model's weights differ from those the "
                 "statistics were fitted on (fit them again with fit_ood after training)"
             )
+        self._matched = (weakref.ref(checked), key)
 
     def attach(self, model: DigitClassifier) -> DigitClassifier:
         """Check ``model`` and set it as ``model.ood``, where :func:`ood_scores` looks.
@@ -214,8 +200,8 @@ class OODDetector:
     def _terms(self, features: of.Features) -> dict[str, torch.Tensor]:
         k = self._description["k"]
         return {
-            "knn": of.kth_distance(features.network, self._tensors["bank"], k),
-            "pixel_knn": of.kth_distance(features.small, self._tensors["pixel_bank"], k),
+            "knn": of.kth_distance(features.network, self._banks["bank"], k),
+            "pixel_knn": of.kth_distance(features.small, self._banks["pixel_bank"], k),
             "gauss": self._gaussians.distance(features.pixels),
             "energy": of.energy(features.logits),
         }
@@ -296,6 +282,23 @@ def ood_scores(
         return torch.empty(0)
     features, _ = of.features_in_batches(checked, batch, where, size)
     return detector._score(features)
+
+
+def scores_and_logits(
+    model: DigitClassifier, batch: torch.Tensor, device: torch.device, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The attached detector's scores and the logits of checked ``batch``, in one pass.
+
+    ``None`` when the model has no detector, or when its logits might not be those
+    of the network's layers run in turn (a ``forward`` override or forward hooks):
+    then the caller runs the model and :func:`ood_scores` separately.
+    """
+    detector = getattr(model, "ood", None)
+    if not isinstance(detector, OODDetector) or batch.shape[0] == 0 or not plain_forward(model):
+        return None
+    detector.check_model(model)
+    features, _ = of.features_in_batches(model, batch, device, batch_size)
+    return detector._score(features), features.logits
 
 
 def fit_ood(

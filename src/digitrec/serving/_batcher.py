@@ -1,21 +1,29 @@
-"""A micro-batcher: requests that arrive together are classified in one call.
+"""A micro-batcher: requests that arrive together are read and classified in one call.
 
-One worker task per event loop takes the first waiting request, gathers the
-requests that arrive within ``window`` seconds (up to ``max_images`` images),
-and classifies them in one :func:`~digitrec.classify` call on a worker thread,
-so the event loop keeps accepting requests meanwhile and the model runs one
-batch at a time. Requests that queue while a batch runs form the next batch.
-Each request gets its own answers, or its own error: when a batch fails, its
-requests are classified one by one so that one bad request cannot fail others.
+All model work runs on one dedicated thread, off the event loop: a request
+hands over a ``load`` function (decode its files, or check its JSON pixels) and
+the thread runs the loads of a batch, then one :func:`~digitrec.classify` call
+for all their images. The event loop keeps accepting requests meanwhile, and one
+hop to the thread per batch replaces two per request (a decode, then a
+classification). A worker task gathers the requests that arrive within
+``window`` seconds of the first (up to ``max_images`` images), but waits only
+while some request is still on its way (counted by :meth:`MicroBatcher.arriving`
+from the moment its handler starts reading it): when every request the server
+holds is queued, the batch starts at once, so a lone request waits for nobody.
+Requests that queue while a batch runs form the next batch. Each request gets its own answers,
+or its own error: a request whose files cannot be read fails alone, and when a
+batch's classification fails its requests are classified one by one, so one bad
+request cannot fail others. With ``max_images`` of 1 each request is its own batch.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import anyio.to_thread
 import torch
 
 from ..errors import DigitrecError
@@ -23,37 +31,57 @@ from ..inference import Prediction
 
 #: ``classify(images, prepare)``: the model's road for a list of images.
 Classify = Callable[[list[torch.Tensor], "bool | None"], list[Prediction]]
+#: Reads one request's images (raising ``DigitrecError`` for bad ones); runs on the model thread.
+Load = Callable[[], list[torch.Tensor]]
+_Answer = list[Prediction] | BaseException
 
 
 @dataclass
 class _Job:
-    images: list[torch.Tensor]
+    load: Load
+    count: int
     prepare: bool | None
     done: asyncio.Future[list[Prediction]] = field(repr=False)
 
 
-def _classify_alone(classify: Classify, job: _Job) -> list[Prediction] | Exception:
+def _classify_alone(
+    classify: Classify, images: list[torch.Tensor], prepare: bool | None
+) -> _Answer:
     try:
-        return classify(job.images, job.prepare)
+        return classify(images, prepare)
     except DigitrecError as error:
         return error
 
 
-def _classify_jobs(classify: Classify, jobs: Sequence[_Job]) -> list[list[Prediction] | Exception]:
-    """Classify the jobs, one call per ``prepare`` setting; one by one if a call fails."""
-    answers: list[list[Prediction] | Exception] = [[] for _ in jobs]
-    for prepare in {job.prepare for job in jobs}:
-        members = [index for index, job in enumerate(jobs) if job.prepare == prepare]
-        images = [image for index in members for image in jobs[index].images]
+def _load(job: _Job) -> list[torch.Tensor] | BaseException:
+    try:
+        return job.load()
+    except Exception as error:  # this request's own failure, answered to it alone
+        return error
+
+
+def run_jobs(classify: Classify, jobs: Sequence[_Job]) -> list[_Answer]:
+    """Load every job, then classify the loaded images, one call per ``prepare`` setting."""
+    answers: list[_Answer] = [[] for _ in jobs]
+    loaded: dict[int, list[torch.Tensor]] = {}
+    for index, job in enumerate(jobs):
+        images = _load(job)
+        if isinstance(images, BaseException):
+            answers[index] = images
+        else:
+            loaded[index] = images
+    for prepare in {jobs[index].prepare for index in loaded}:
+        members = [index for index in loaded if jobs[index].prepare == prepare]
+        images = [image for index in members for image in loaded[index]]
         try:
             predictions = classify(images, prepare)
         except DigitrecError:
             for index in members:
-                answers[index] = _classify_alone(classify, jobs[index])
+                answers[index] = _classify_alone(classify, loaded[index], prepare)
             continue
         start = 0
         for index in members:
-            count = len(jobs[index].images)
+            count = len(loaded[index])
             answers[index] = predictions[start : start + count]
             start += count
     return answers
@@ -69,40 +97,65 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Job] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._arriving = 0
 
-    async def classify(self, images: list[torch.Tensor], prepare: bool | None) -> list[Prediction]:
-        """Classify ``images`` in the next batch; return their predictions, in order."""
+    @contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Count a request as on its way to :meth:`classify` while it is read."""
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
+
+    async def classify(self, load: Load, count: int, prepare: bool | None) -> list[Prediction]:
+        """Run ``load`` (``count`` images) and classify its images in the next batch.
+
+        Returns the predictions in order; raises what ``load`` or the
+        classification raised for this request.
+        """
         loop = asyncio.get_running_loop()
+        job = _Job(load, count, prepare, loop.create_future())
         if self._max_images <= 1:
-            # Without batching, each request is classified alone on a worker thread.
-            return await anyio.to_thread.run_sync(self._classify, images, prepare)
-        queue = self._start(loop)
-        job = _Job(images, prepare, loop.create_future())
-        queue.put_nowait(job)
+            [answer] = await self._run(loop, [job])
+            if isinstance(answer, BaseException):
+                raise answer
+            return answer
+        self._start(loop).put_nowait(job)
         return await job.done
 
     async def close(self) -> None:
-        """Stop the worker (pending requests are cancelled)."""
+        """Stop the worker (pending requests are cancelled) and the model thread."""
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
-        self._worker = self._queue = self._loop = None
+        if self._thread is not None:
+            self._thread.shutdown(wait=False, cancel_futures=True)
+        self._worker = self._queue = self._loop = self._thread = None
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> list[_Answer]:
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="digitrec-model")
+        return await loop.run_in_executor(self._thread, run_jobs, self._classify, jobs)
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[_Job]:
         # A test client may run each request on a new loop: the worker follows the loop.
         if self._queue is None or self._loop is not loop or self._worker is None:
             self._loop, self._queue = loop, asyncio.Queue()
-            self._worker = loop.create_task(self._work(self._queue))
+            self._worker = loop.create_task(self._work(loop, self._queue))
         elif self._worker.done():
-            self._worker = loop.create_task(self._work(self._queue))
+            self._worker = loop.create_task(self._work(loop, self._queue))
         return self._queue
 
     async def _gather(self, queue: asyncio.Queue[_Job]) -> list[_Job]:
         jobs = [await queue.get()]
-        count = len(jobs[0].images)
+        count = jobs[0].count
         deadline = asyncio.get_running_loop().time() + self._window
         while count < self._max_images:
             if queue.empty():
+                if self._arriving == 0:
+                    break  # every request the server holds is in the batch
                 remaining = deadline - asyncio.get_running_loop().time()
                 if remaining <= 0:
                     break
@@ -113,21 +166,21 @@ class MicroBatcher:
             else:
                 job = queue.get_nowait()
             jobs.append(job)
-            count += len(job.images)
+            count += job.count
         return jobs
 
-    async def _work(self, queue: asyncio.Queue[_Job]) -> None:
+    async def _work(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[_Job]) -> None:
         while True:
             jobs = await self._gather(queue)
             live = [job for job in jobs if not job.done.done()]
             try:
-                answers = await anyio.to_thread.run_sync(_classify_jobs, self._classify, live)
+                answers = await self._run(loop, live)
             except Exception as error:  # handed to each waiting request
                 answers = [error] * len(live)
             for job, answer in zip(live, answers, strict=True):
                 if job.done.done():
                     continue
-                if isinstance(answer, Exception):
+                if isinstance(answer, BaseException):
                     job.done.set_exception(answer)
                 else:
                     job.done.set_result(answer)

@@ -43,6 +43,13 @@ def _one_image(rows: Image2D, where: str, max_value: float, max_pixels: int) -> 
     return image.div_(max_value).to(torch.float32).unsqueeze(0)
 
 
+def pixel_count(request: PixelsRequest) -> int:
+    """How many images the JSON holds: one ``[[...]]`` image, or a list of them."""
+    pixels = request.pixels
+    nested = bool(pixels) and bool(pixels[0]) and isinstance(pixels[0][0], list)
+    return len(pixels) if nested else 1
+
+
 def pixel_images(request: PixelsRequest, max_images: int, max_pixels: int) -> list[torch.Tensor]:
     """Return the JSON images as float32 ``(1, H, W)`` tensors in ``[0, 1]``."""
     pixels = request.pixels

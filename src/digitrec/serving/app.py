@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
@@ -23,9 +24,8 @@ from ._extra import missing_extra, require
 
 try:
     from fastapi import Depends, FastAPI, Request
-    from fastapi.concurrency import run_in_threadpool
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
     from pydantic import ValidationError
     from starlette.datastructures import UploadFile
@@ -35,7 +35,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 
 from ._batcher import MicroBatcher
 from ._guards import BodySizeLimit, key_matches
-from ._inputs import pixel_images, read_files
+from ._inputs import pixel_count, pixel_images, read_files
 from .schemas import (
     ErrorResponse,
     HealthResponse,
@@ -152,7 +152,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unexpected)
 
 
-async def _uploaded(request: Request, max_images: int, max_pixels: int) -> list[torch.Tensor]:
+async def _uploaded(request: Request, max_images: int) -> tuple[list[bytes], list[str]]:
+    """The uploaded files' bytes and names, from the multipart field ``file``."""
     async with request.form(max_files=max_images, max_fields=max_images) as form:
         others = sorted({key for key in form if key != _FIELD})
         if others:
@@ -165,7 +166,24 @@ async def _uploaded(request: Request, max_images: int, max_pixels: int) -> list[
         files = [upload for upload in uploads if isinstance(upload, UploadFile)]
         blobs = [await upload.read() for upload in files]
     names = [upload.filename or f"{_FIELD}[{index}]" for index, upload in enumerate(files)]
-    return await run_in_threadpool(read_files, blobs, names, max_pixels)
+    return blobs, names
+
+
+def _answer(predictions: list[Prediction]) -> Response:
+    """The :class:`PredictResponse`, serialised by pydantic's core (no second validation)."""
+    body = PredictResponse(
+        predictions=[
+            PredictionResponse(
+                class_index=answer.class_index,
+                label=answer.label,
+                probabilities=list(answer.probabilities),
+                confidence=answer.confidence,
+                out_of_distribution=answer.out_of_distribution,
+            )
+            for answer in predictions
+        ]
+    )
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 def create_app(
@@ -291,36 +309,27 @@ def create_app(
         dependencies=[Depends(check_key)],
         openapi_extra={"requestBody": _PREDICT_BODY},
     )
-    async def predict(request: Request) -> PredictResponse:
+    async def predict(request: Request) -> Response:
         """Label image files (multipart field ``file``) or JSON pixels; one answer per image."""
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        prepare: bool | None
-        if content_type == "multipart/form-data":
-            images = await _uploaded(request, limits["max_images"], limits["max_pixels"])
-            prepare = True  # files are raw by nature, as for `digitrec predict`
-        elif content_type == "application/json":
-            pixels = PixelsRequest.model_validate_json(await request.body())
-            images = await run_in_threadpool(
-                pixel_images, pixels, limits["max_images"], limits["max_pixels"]
-            )
-            prepare = None
-        else:
-            raise HTTPException(
-                415, f"send multipart/form-data or application/json, not {content_type!r}"
-            )
-        predictions = await batcher.classify(images, prepare)
-        return PredictResponse(
-            predictions=[
-                PredictionResponse(
-                    class_index=answer.class_index,
-                    label=answer.label,
-                    probabilities=list(answer.probabilities),
-                    confidence=answer.confidence,
-                    out_of_distribution=answer.out_of_distribution,
+        with batcher.arriving():
+            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            load: Callable[[], list[torch.Tensor]]
+            prepare: bool | None
+            if content_type == "multipart/form-data":
+                blobs, names = await _uploaded(request, limits["max_images"])
+                load = partial(read_files, blobs, names, limits["max_pixels"])
+                count = len(blobs)
+                prepare = True  # files are raw by nature, as for `digitrec predict`
+            elif content_type == "application/json":
+                pixels = PixelsRequest.model_validate_json(await request.body())
+                load = partial(pixel_images, pixels, limits["max_images"], limits["max_pixels"])
+                count = pixel_count(pixels)
+                prepare = None
+            else:
+                raise HTTPException(
+                    415, f"send multipart/form-data or application/json, not {content_type!r}"
                 )
-                for answer in predictions
-            ]
-        )
+        return _answer(await batcher.classify(load, count, prepare))
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
