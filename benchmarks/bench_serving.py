@@ -235,12 +235,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "seconds_per_level": args.seconds,
         "runs": runs,
     }
+    report(results)
+    path = write_json(args.out, "serving", results)
+    print(f"\nwrote {path}")
+    return results
+
+
+def report(results: dict[str, Any]) -> None:
+    """Print the results as ``serving.txt`` holds them."""
+    runs: dict[str, list[dict[str, Any]]] = results["runs"]
     print(machine_line())
-    print(f"Model: {which}. Load average before (1, 5, 15 min): {results['load_average_before']}")
     print(
-        f"POST /v1/predict with one 28x28 PNG; {args.requests} requests or {args.seconds:g} s "
-        f"per run, {args.repeats} runs per level (the median run shown, every run's throughput "
-        "in brackets; errors summed over all runs), after"
+        f"Model: {results['model']}. Load average before (1, 5, 15 min): "
+        f"{results['load_average_before']}"
+    )
+    print(
+        f"POST /v1/predict with one 28x28 PNG; {results['requests_per_level']} requests or "
+        f"{results['seconds_per_level']:g} s per run, {results['repeats']} runs per level (the "
+        "median run shown, every run's throughput in brackets; errors summed over all runs),"
+        " after"
     )
     print(
         f"{WARMUP} per client to warm up; `digitrec serve` defaults (one torch thread per "
@@ -279,9 +292,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rows,
         )
     )
-    path = write_json(args.out, "serving", results)
-    print(f"\nwrote {path}")
-    return results
 
 
 if __name__ == "__main__":

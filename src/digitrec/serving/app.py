@@ -220,7 +220,7 @@ def create_app(
             header before decoding (decompression bombs are refused).
         max_images: The most images in one request.
         max_batch_images: The most images classified in one call: requests
-            arriving together are prepared and classified as one batch (4x the
+            arriving together are prepared and classified as one batch (3x the
             throughput of one call per request with 8 clients, measured in
             ``benchmarks/bench_serving.py``); 1 turns batching off.
         batch_window_ms: How long a batch waits for more requests to join it.
