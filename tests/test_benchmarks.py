@@ -98,3 +98,21 @@ def test_formats(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert set(accuracy) == {"8-bit PNG", "16-bit PNG", "12-bit DICOM, MONOCHROME1"}
     assert accuracy["8-bit PNG"] > 0.95
     assert result["goal_met"] is True
+
+
+def test_serving(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    pytest.importorskip("aiohttp")
+    pytest.importorskip("fastapi")
+    module = load("bench_serving", monkeypatch)
+    result = module.main(["--quick", "--out", str(tmp_path)])
+    written = json.loads((tmp_path / "serving.json").read_text())
+    assert written["runs"] == json.loads(json.dumps(result["runs"]))
+    assert set(written["runs"]) == {"1 process", "2 processes", "1 process, batching off"}
+    for levels in written["runs"].values():
+        assert [run["clients"] for run in levels] == [1, 8, 32]
+        for run in levels:
+            # Every request of every level answered 200 with one prediction.
+            assert run["errors"] == 0
+            assert run["requests"] >= 100
+            assert 0 < run["p50_ms"] <= run["p99_ms"]
+            assert run["server_cpu_ms_per_request"] > 0
