@@ -235,7 +235,7 @@ def bootstrap_ci_from(
         >>> report["sensitivity"].low < 0.6667 < report["sensitivity"].high
         True
     """
-    scores = np.asarray(torch.as_tensor(probs).detach().cpu().double().numpy())
+    scores = np.asarray(torch.as_tensor(probs, dtype=torch.float64).detach().cpu().numpy())
     truth = np.asarray(torch.as_tensor(labels).detach().cpu().numpy())
     if scores.ndim != 2 or truth.shape != (scores.shape[0],) or scores.shape[0] == 0:
         raise InvalidInputError(

@@ -34,7 +34,7 @@ _BINS = 15
 
 
 def _inputs(scores: Any, targets: Any, logits: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    values = torch.as_tensor(scores).detach().cpu().double()
+    values = torch.as_tensor(scores, dtype=torch.float64).detach().cpu()
     truth = torch.as_tensor(targets).detach().cpu()
     if values.dim() != 2 or truth.shape != values.shape or values.shape[0] == 0:
         raise InvalidInputError(
@@ -232,7 +232,9 @@ def multilabel_metrics(
         sensitivity=sensitivity,
         specificity=specificity,
         auroc=auroc,
-        ece=torch.tensor([binary_ece(probs[:, j], truth[:, j]) for j in range(labels)]),
+        ece=torch.tensor(
+            [binary_ece(probs[:, j], truth[:, j]) for j in range(labels)], dtype=torch.float64
+        ),
         macro_auroc=float(auroc[defined].mean()) if bool(defined.any()) else math.nan,
     )
 

@@ -46,7 +46,7 @@ def threshold_for_sensitivity(scores: Any, targets: Any, sensitivity: float) -> 
         0.4
     """
     target = check_number(sensitivity, "sensitivity", low=0.0, high=1.0, low_open=True)
-    values = np.asarray(torch.as_tensor(scores).detach().cpu().double().numpy())
+    values = np.asarray(torch.as_tensor(scores, dtype=torch.float64).detach().cpu().numpy())
     truth = np.asarray(torch.as_tensor(targets).detach().cpu().numpy())
     if values.ndim != 1 or truth.shape != values.shape:
         raise InvalidInputError(
