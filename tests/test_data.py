@@ -173,9 +173,26 @@ def _good_pair(tmp_path: Path) -> tuple[Path, Path]:
         (idx_bytes(np.zeros((4, 8, 8), np.uint8))[:-10], "truncated or corrupt"),
         (idx_bytes(np.zeros((4, 8, 8), np.uint8)) + b"extra", "trailing bytes"),
         (b"\x00\x00\x08\x03" + b"\xff\xff\xff\xff" * 3, "truncated or corrupt"),
-        (gzip.compress(b"\x00\x00\x08\x03" + b"\xff\xff\xff\xff" * 3), "truncated or corrupt"),
+        (
+            gzip.compress(b"\x00\x00\x08\x03" + b"\xff\xff\xff\xff" * 3, mtime=0),
+            "truncated or corrupt",
+        ),
         (b"\x1f\x8b" + b"garbage" * 10, "not a readable IDX file"),
-        (gzip.compress(idx_bytes(np.zeros((4, 8, 8), np.uint8)))[:-12], "not a readable IDX file"),
+        (
+            gzip.compress(idx_bytes(np.zeros((4, 8, 8), np.uint8)), mtime=0)[:-12],
+            "not a readable IDX file",
+        ),
+    ],
+    ids=[
+        "empty",
+        "png",
+        "short-header",
+        "short-data",
+        "trailing",
+        "huge-dims",
+        "gzip-huge-dims",
+        "gzip-garbage",
+        "gzip-cut",
     ],
 )
 def test_from_idx_rejects_bad_files(tmp_path: Path, content: bytes, message: str) -> None:
