@@ -13,6 +13,12 @@ client spent per request are recorded next to the figures. The model is the
 bundled ``mnist-cnn`` when its weights are built, else a ``"cnn"`` trained for one
 epoch on 10,000 images here (the speed does not depend on the weights). Client
 and server share the machine's cores.
+
+The machine's speed drifts from minute to minute on a shared host (whole runs of
+this benchmark differed by a third, every setting alike), so before each
+setting's runs a reference is timed in this process, with no load: one thread's
+milliseconds to decode and classify four of the PNGs in one call (the model
+thread's work for one batch). Compare runs through it, not by their date.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ SETTINGS: dict[str, list[str]] = {
     "1 process, batching off": ["--max-batch-images", "1"],
 }
 WARMUP = 30
+REFERENCE_CALLS = 200
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -101,6 +108,20 @@ def healthy(url: str) -> bool:
         return httpx.get(f"{url}/health", timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def reference_ms(model: Path, files: list[bytes]) -> float:
+    """Median ms of one ``classify`` of 4 PNGs on one thread: how fast the machine is now."""
+    loaded = digitrec.load(model)
+    batch = files[:4]
+    with threads(1):
+        digitrec.classify(loaded, batch)
+        times = []
+        for _ in range(REFERENCE_CALLS):
+            started = time.perf_counter()
+            digitrec.classify(loaded, batch)
+            times.append(1000 * (time.perf_counter() - started))
+    return statistics.median(times)
 
 
 def start_server(model: Path, options: list[str]) -> tuple[subprocess.Popen[bytes], str]:
@@ -214,9 +235,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     load_before = os.getloadavg()
     files = mnist_pngs(100)
     runs: dict[str, list[dict[str, Any]]] = {}
+    references: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder:
         model, which = model_file(Path(folder), args.quick)
         for setting, options in SETTINGS.items():
+            references[setting] = round(reference_ms(model, files), 3)
             process, url = start_server(model, options)
             try:
                 runs[setting] = [
@@ -233,6 +256,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "requests_per_level": args.requests,
         "repeats": args.repeats,
         "seconds_per_level": args.seconds,
+        "reference_ms": references,
         "runs": runs,
     }
     report(results)
@@ -259,6 +283,14 @@ def report(results: dict[str, Any]) -> None:
         f"{WARMUP} per client to warm up; `digitrec serve` defaults (one torch thread per "
         "process, batching window 2 ms, up to 64 images); aiohttp client."
     )
+    references = results.get("reference_ms", {})
+    if references:
+        print(
+            "Machine speed before each setting (one thread, ms to decode and classify 4 PNGs "
+            "in one call, median of "
+            f"{REFERENCE_CALLS}): "
+            + ", ".join(f"{setting} {value:.2f}" for setting, value in references.items())
+        )
     rows = [
         [
             setting,

@@ -375,3 +375,40 @@ def test_report_measures_separation_from_an_ood_set(
     # abstention says why: out-of-distribution images get -2, whatever their confidence
     labels = digitrec.predict_or_abstain(model, outside, min_confidence=0.0)
     assert (labels == digitrec.OUT_OF_DISTRIBUTION).float().mean() > 0.9
+
+
+def test_weights_key_sees_writes_to_channels_last_convolutions() -> None:
+    from digitrec.models._ood_features import weights_key
+
+    model = digitrec.DigitClassifier("cnn", seed=0)
+    convs = [m for m in model.network if isinstance(m, torch.nn.Conv2d)]
+    weight = convs[-1].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    assert not weight.is_contiguous()  # read without a copy, in memory order
+    before = weights_key(model)
+    weight.data[1, 2, 0, 1] += 0.5  # through .data: no version counter moves
+    assert weights_key(model) != before
+    weight.data[1, 2, 0, 1] -= 0.5
+    assert weights_key(model) == before
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.integers(1, 40),
+    width=st.integers(1, 20),
+    queries=st.integers(1, 30),
+    k=st.integers(1, 40),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_bank_distances_are_those_of_cdist(
+    rows: int, width: int, queries: int, k: int, seed: int
+) -> None:
+    from digitrec.models._ood_features import Bank
+
+    generator = torch.Generator().manual_seed(seed)
+    bank = torch.randn(rows, width, generator=generator).to(torch.float16)
+    features = torch.randn(queries, width, generator=generator)
+    k = min(k, rows)
+    expected = torch.cdist(features, bank.float()).kthvalue(k, dim=1).values
+    got = Bank(bank).kth_distance(features, k)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)

@@ -389,3 +389,17 @@ def test_tight_crops_fill_their_frame(digits: torch.Tensor) -> None:
         assert max(ink_extent(crop.float() / 255, level=0.1)) >= 15
     big = render_tight_crops(digits[:2], 64)
     assert big.shape == (2, 1, 64, 64)
+
+
+def test_the_result_is_an_ordinary_tensor_that_autograd_can_use(digits: torch.Tensor) -> None:
+    # The framing runs in inference mode for speed; what it returns must not be an
+    # inference tensor, or a model training on prepared digits could not save it.
+    prepared = prepare_digits(digits)
+    assert not torch.is_inference(prepared)
+    weight = torch.ones(1, requires_grad=True)
+    (prepared * weight).sum().backward()
+    assert weight.grad is not None
+    assert torch.isclose(weight.grad, prepared.sum().reshape(1)).all()
+    with torch.inference_mode():
+        inside = prepare_digits(digits)
+    assert torch.equal(inside, prepared)

@@ -364,6 +364,41 @@ def test_micro_batcher_waits_only_while_requests_are_on_their_way() -> None:
     assert calls == [1, 2]  # the second batch waited for the request on its way
 
 
+def test_micro_batcher_waits_for_as_many_requests_as_the_last_batch_had() -> None:
+    calls: list[int] = []
+
+    def classify(images: list[torch.Tensor], prepare: bool | None) -> list[digitrec.Prediction]:
+        calls.append(len(images))
+        return [digitrec.Prediction(0, "x", (1.0,), 1.0, None) for _ in images]
+
+    def load() -> list[torch.Tensor]:
+        return [torch.zeros(1, 2, 2)]
+
+    async def timed(batcher: MicroBatcher) -> float:
+        started = time.perf_counter()
+        await batcher.classify(load, 1, None)
+        return time.perf_counter() - started
+
+    async def main() -> tuple[float, float]:
+        batcher = MicroBatcher(classify, window=1.0, max_images=64)
+        await asyncio.gather(*(batcher.classify(load, 1, None) for _ in range(3)))
+
+        async def later() -> list[digitrec.Prediction]:
+            await asyncio.sleep(0.1)  # not yet on its way when the first one queues
+            return await batcher.classify(load, 1, None)
+
+        await asyncio.gather(batcher.classify(load, 1, None), later())
+        waited = await timed(batcher)  # the last batch had 2: wait the window, then go
+        alone = await timed(batcher)  # the last batch had 1: no wait
+        await batcher.close()
+        return waited, alone
+
+    waited, alone = asyncio.run(main())
+    assert calls == [3, 2, 1, 1]  # the second request joined the first's batch
+    assert waited >= 0.95
+    assert alone < waited / 2
+
+
 def test_micro_batcher_without_batching_classifies_each_request_alone() -> None:
     calls: list[int] = []
 

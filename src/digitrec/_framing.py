@@ -19,10 +19,8 @@ _BOX = 20
 _CENTRE = 14.0
 #: Longest side of the coarse copy used for polarity, background and marks.
 _WORK = 32
-#: Longest side of the coarse copy the separate marks are found on.
-_MARKS_WORK = 24
-#: Longest side of the coarser copy the lighting is estimated on.
-_BACKGROUND_WORK = 16
+_MARKS_WORK = 24  #: longest side of the coarse copy the separate marks are found on
+_BACKGROUND_WORK = 16  #: longest side of the coarser copy the lighting is fitted on
 #: Rounds of the lighting fit, and how far above the last fit a cell may lie and
 #: still count as paper (about zero: the fit settles on the paper's lower envelope).
 _BACKGROUND_ROUNDS = 8
@@ -38,13 +36,13 @@ _MIN_CONTRAST = 0.1
 #: A separate mark is kept when its longer side is at least this share of the
 #: largest mark's (both measured after a one-cell dilation on the coarse copy).
 _MIN_MARK = 0.25
-#: Digits are enlarged at most this much, so a dot stays a dot.
-_MAX_ZOOM = 4.0
+_MAX_ZOOM = 4.0  #: digits are enlarged at most this much, so a dot stays a dot
 #: A digit whose box is within this share of 20 pixels is not resampled, only shifted
 #: by whole pixels, so MNIST-framed digits pass through unchanged.
 _SNAP = 0.05
 #: The ink level is this quantile of the pixels above Otsu's threshold; it becomes 1.
 _INK_QUANTILE = 0.9
+_TENT_ELEMENTS = 65_536  #: tents up to this many (sample, pixel) pairs, scatters above
 
 
 def _work_size(height: int, width: int, longest: int = _WORK) -> tuple[int, int]:
@@ -57,9 +55,8 @@ def _odd(value: float) -> int:
     return max(3, int(value) // 2 * 2 + 1)
 
 
-# The resizing and smoothing steps are linear and separable: each is a (new, old)
-# matrix per axis, built once per size by running torch's own op on an identity, so
-# the results match the op while a batch costs two matrix products.
+# Resizing and smoothing: a (new, old) matrix per axis, built once per size by torch's
+# own op on an identity, so a batch costs two matrix products.
 
 
 @lru_cache(maxsize=64)
@@ -204,14 +201,10 @@ def _otsu_and_ink_level(ink: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _max3(images: torch.Tensor) -> torch.Tensor:
-    """The 3x3 maximum of (N, h, w), over the pixels inside (no padding, no new dtype)."""
-    rows = images.clone()
-    torch.maximum(rows[:, 1:], images[:, :-1], out=rows[:, 1:])
-    torch.maximum(rows[:, :-1], images[:, 1:], out=rows[:, :-1])
-    both = rows.clone()
-    torch.maximum(both[:, :, 1:], rows[:, :, :-1], out=both[:, :, 1:])
-    torch.maximum(both[:, :, :-1], rows[:, :, 1:], out=both[:, :, :-1])
-    return both
+    """The 3x3 maximum of non-negative (N, h, w) over the pixels inside (zeros pad)."""
+    padded = F.pad(images, (1, 1, 1, 1))
+    rows = torch.maximum(torch.maximum(padded[:, :-2], padded[:, 1:-1]), padded[:, 2:])
+    return torch.maximum(torch.maximum(rows[:, :, :-2], rows[:, :, 1:-1]), rows[:, :, 2:])
 
 
 def _label_marks(mask: torch.Tensor) -> torch.Tensor:
@@ -349,8 +342,20 @@ def _centre_of_mass(clean: torch.Tensor) -> torch.Tensor:
 def _resampling(position: torch.Tensor, size: int, sub: int) -> torch.Tensor:
     """(N, 28, size) weights of bilinear samples at (N, 28 * sub) pixel positions.
 
-    Each output pixel averages its ``sub`` samples; pixels outside count as zeros.
+    Each output pixel averages its ``sub`` samples; pixels outside count as zeros. A
+    bilinear sample at ``x`` weighs pixel ``p`` by the tent ``max(0, 1 - |x - p|)``
+    (quicker for few small images; large batches scatter each sample's two weights).
     """
+    count = position.shape[0]
+    if count * sub * size > _TENT_ELEMENTS:
+        return _resampling_scattered(position, size, sub)
+    pixels = torch.arange(size, dtype=position.dtype)
+    tents = (position.view(count, _FRAME, sub, 1) - pixels).abs_().neg_().add_(1.0).clamp_(min=0.0)
+    return tents.sum(dim=2).mul_(1.0 / sub)
+
+
+def _resampling_scattered(position: torch.Tensor, size: int, sub: int) -> torch.Tensor:
+    """:func:`_resampling` for large batches: each sample adds to its two pixels."""
     count, samples = position.shape
     low = position.floor()
     high_share = position - low

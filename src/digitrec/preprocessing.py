@@ -87,7 +87,14 @@ def prepare_digits(images: Any) -> torch.Tensor:
         0.0
     """
     batch, single = _as_batch(images)
-    framed = frame(_luminance(batch))
+    if torch.is_inference_mode_enabled():
+        framed = frame(_luminance(batch))
+    else:
+        # Inference mode skips autograd's bookkeeping on the ~200 small ops of a call
+        # (a quarter of the time of one image); the copy is an ordinary tensor again.
+        with torch.inference_mode():
+            framed = frame(_luminance(batch))
+        framed = framed.clone()
     return framed[0] if single else framed
 
 

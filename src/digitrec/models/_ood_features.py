@@ -10,6 +10,7 @@ energy of the logits.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import zlib
 from collections.abc import Mapping
@@ -46,7 +47,7 @@ class Features:
     logits: torch.Tensor
 
 
-def network_parts(model: DigitClassifier) -> tuple[nn.Sequential, nn.Linear]:
+def network_parts(model: DigitClassifier) -> tuple[list[nn.Module], nn.Linear]:
     network = model.network
     layers = list(network) if isinstance(network, nn.Sequential) else []
     head = layers[-1] if len(layers) > 1 else None
@@ -55,7 +56,7 @@ def network_parts(model: DigitClassifier) -> tuple[nn.Sequential, nn.Linear]:
             "out-of-distribution statistics need a network that is an nn.Sequential ending "
             f"with an nn.Linear layer, got {type(network).__name__}"
         )
-    return nn.Sequential(*layers[:-1]), head
+    return layers[:-1], head
 
 
 def weights_sha256(model: DigitClassifier) -> str:
@@ -81,10 +82,16 @@ def weights_key(model: DigitClassifier) -> WeightsKey:
     Any write changes it, however it was made (an optimizer step, ``load_state_dict``,
     a write through ``.data``, which leaves a tensor's version counter as it was).
     """
-    return tuple(
-        zlib.crc32(tensor.detach().reshape(-1).view(torch.uint8).cpu().numpy())
-        for tensor in model.network.state_dict().values()
-    )
+    network = model.network
+    key = []
+    for tensor in itertools.chain(network.parameters(), network.buffers()):
+        plain = tensor.detach()
+        if plain.dim() == 4 and plain.is_contiguous(memory_format=torch.channels_last):
+            plain = plain.permute(0, 2, 3, 1)  # the same bytes in memory order, uncopied
+        if plain.device.type != "cpu" or not plain.is_contiguous():
+            plain = plain.cpu().contiguous()
+        key.append(zlib.crc32(plain.reshape(-1).view(torch.uint8).numpy().data))
+    return tuple(key)
 
 
 def _normalized(features: torch.Tensor) -> torch.Tensor:
@@ -93,7 +100,7 @@ def _normalized(features: torch.Tensor) -> torch.Tensor:
 
 
 def _layer_features(
-    body: nn.Sequential, inputs: torch.Tensor
+    body: list[nn.Module], inputs: torch.Tensor
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Return every ReLU's output (and the body's own), space-averaged, and the body's output."""
     parts = []
@@ -148,13 +155,30 @@ def energy(logits: torch.Tensor) -> torch.Tensor:
     return -torch.logsumexp(logits.double(), dim=1).float()
 
 
-def kth_distance(features: torch.Tensor, bank: torch.Tensor, k: int) -> torch.Tensor:
-    bank = bank.float()
-    chunks = [
-        torch.cdist(features[start : start + 1024].float(), bank).kthvalue(k, dim=1).values
-        for start in range(0, features.shape[0], 1024)
-    ]
-    return torch.cat(chunks) if chunks else torch.empty(0)
+class Bank:
+    """A kNN bank of feature rows, laid out once for Euclidean distances by one product.
+
+    ``|x - y|² = -2 x·y + |x|² + |y|²`` as ``[-2x, |x|², 1] @ [y, 1, |y|²].T``: the
+    bank's half is made here, so a call costs one matrix product however small the
+    batch. It is the computation :func:`torch.cdist` does for these sizes, to the bit.
+    """
+
+    def __init__(self, bank: torch.Tensor) -> None:
+        rows = bank.float()
+        self.size = rows.shape[0]
+        ones = torch.ones(self.size, 1)
+        self._augmented = torch.cat([rows, ones, rows.pow(2).sum(-1, keepdim=True)], -1)
+
+    def kth_distance(self, features: torch.Tensor, k: int) -> torch.Tensor:
+        """The distance of each row of ``features`` to its ``k``-th nearest bank row."""
+        chunks = []
+        for start in range(0, features.shape[0], 1024):
+            part = features[start : start + 1024].float()
+            ones = torch.ones(part.shape[0], 1)
+            left = torch.cat([part.mul(-2), part.pow(2).sum(-1, keepdim=True), ones], -1)
+            squared = left @ self._augmented.mT
+            chunks.append(squared.clamp_min_(1e-30).sqrt_().kthvalue(k, dim=1).values)
+        return torch.cat(chunks) if chunks else torch.empty(0)
 
 
 def accepting_threshold(scores: torch.Tensor) -> float:
@@ -192,12 +216,9 @@ class Gaussians:
     def distance(self, pixels: torch.Tensor) -> torch.Tensor:
         """Return ``min over classes of (squared Mahalanobis distance + log det covariance)``."""
         coords = (pixels.float() - self.mean) @ self.basis32
-        precisions = self.precisions32
-        scores = []
-        for index in range(self.class_means.shape[0]):
-            centred = coords - self.class_means[index]
-            scores.append(((centred @ precisions[index]) * centred).sum(1) + self.logdets[index])
-        return torch.stack(scores, dim=1).amin(dim=1)
+        centred = coords.unsqueeze(0) - self.class_means.unsqueeze(1)  # (C, N, P)
+        scores = ((centred @ self.precisions32) * centred).sum(2) + self.logdets.unsqueeze(1)
+        return scores.amin(dim=0)
 
 
 def fit_gaussians(pixels: torch.Tensor, labels: torch.Tensor, num_classes: int) -> Gaussians:

@@ -87,8 +87,8 @@ class OODDetector:
         self._tensors = dict(tensors)
         # The last model whose weights matched the sha256, and their fingerprint then.
         self._matched: tuple[weakref.ref[DigitClassifier], of.WeightsKey] | None = None
-        # float32 copies of the float16 banks, made once rather than on every call.
-        self._banks = {name: self._tensors[name].float() for name in ("bank", "pixel_bank")}
+        # The float16 banks in float32, laid out for distances once, not on every call.
+        self._banks = {name: of.Bank(self._tensors[name]) for name in ("bank", "pixel_bank")}
         self._gaussians = of.Gaussians(
             self._tensors["pixel_mean"],
             self._tensors["pixel_basis"],
@@ -200,8 +200,8 @@ class OODDetector:
     def _terms(self, features: of.Features) -> dict[str, torch.Tensor]:
         k = self._description["k"]
         return {
-            "knn": of.kth_distance(features.network, self._banks["bank"], k),
-            "pixel_knn": of.kth_distance(features.small, self._banks["pixel_bank"], k),
+            "knn": self._banks["bank"].kth_distance(features.network, k),
+            "pixel_knn": self._banks["pixel_bank"].kth_distance(features.small, k),
             "gauss": self._gaussians.distance(features.pixels),
             "energy": of.energy(features.logits),
         }
