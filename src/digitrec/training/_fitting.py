@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..data import ImageDataset
 from ..errors import InvalidInputError
@@ -20,6 +21,9 @@ from .history import History
 from .stats import pixel_stats
 
 _VAL_BATCH = 4096
+
+#: The running average of a model's weights (``TrainConfig.ema_decay``).
+WeightAverage = AveragedModel
 
 
 @contextmanager
@@ -145,3 +149,33 @@ class Validation:
         history.val_accuracy.append(accuracy(logits, labels))
         for name, function in self.metrics.items():
             history.val_metrics.setdefault(name, []).append(float(function(logits, labels)))
+
+
+def weight_average(model: torch.nn.Module, decay: float | None) -> WeightAverage | None:
+    """Return an exponential moving average of ``model``'s weights and buffers, or ``None``.
+
+    The first update copies the model; each later one moves the average
+    ``1 - decay`` of the way to the model's current values.
+    """
+    if decay is None:
+        return None
+    average_fn = get_ema_multi_avg_fn(decay)  # type: ignore[no-untyped-call]
+    return AveragedModel(model, multi_avg_fn=average_fn, use_buffers=True)
+
+
+def load_average(model: torch.nn.Module, average: WeightAverage) -> None:
+    """Put the averaged weights and floating-point buffers into ``model``.
+
+    Integer buffers (batch normalization's step counters) keep the model's values:
+    an average of counts is not a count.
+    """
+    if int(average.n_averaged) == 0:
+        return
+    own = model.state_dict()
+    averaged = average.module.state_dict()
+    model.load_state_dict(
+        {
+            name: own[name] if not value.is_floating_point() else value
+            for name, value in averaged.items()
+        }
+    )

@@ -22,6 +22,7 @@ from ..errors import CheckpointError
 from ..io.tensorfile import pack, read_file, tensors_to_bytes, unpack, versions
 from ..models import DigitClassifier
 from ._engine import Step
+from ._fitting import WeightAverage
 from .config import TrainConfig
 from .history import History
 
@@ -34,6 +35,7 @@ _LATER_SETTINGS = {
     "sampler": "shuffle",
     "precision": "fp32",
     "data_on_device": None,
+    "ema_decay": None,
 }
 _LATER_MODEL_SETTINGS = {"task": "multiclass"}
 
@@ -50,6 +52,7 @@ class Run:
     history: History = field(default_factory=History)
     step: int = 0
     global_rng: torch.Tensor | None = None
+    average: WeightAverage | None = None
     _sha256: str | None = None
 
     def train_sha256(self) -> str:
@@ -65,6 +68,8 @@ def checkpoint_bytes(model: DigitClassifier, config: TrainConfig, run: Run) -> b
         "shuffle_rng": run.shuffle.get_state(),
         "global_rng": run.global_rng,
     }
+    if run.average is not None:
+        state["average"] = run.average.state_dict()
     header = {
         "format": TRAINING_FORMAT,
         "config": config.to_dict(),
@@ -135,6 +140,7 @@ def restore(
         copy.deepcopy(run.update.state_dict()),
         run.shuffle.get_state(),
         torch.get_rng_state(),
+        None if run.average is None else copy.deepcopy(run.average.state_dict()),
     )
     try:
         model.load_state_dict(
@@ -144,6 +150,8 @@ def restore(
         run.update.load_state_dict(state["step"])
         run.shuffle.set_state(state["shuffle_rng"])
         torch.set_rng_state(state["global_rng"])
+        if run.average is not None:
+            run.average.load_state_dict(state["average"])
         history = History(**header["history"])
         step = int(header["step"])
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
@@ -151,6 +159,8 @@ def restore(
         run.update.load_state_dict(saved[1])
         run.shuffle.set_state(saved[2])
         torch.set_rng_state(saved[3])
+        if run.average is not None and saved[4] is not None:
+            run.average.load_state_dict(saved[4])
         raise CheckpointError(
             f"{str(path)!r} is an incomplete training checkpoint: {type(error).__name__}: {error}"
         ) from error

@@ -61,6 +61,17 @@ class TrainConfig:
             (``True``), or stream batches to it from pinned host memory
             (``False``); ``None`` decides by size: on the device when the set takes
             under half its free memory.
+        ema_decay: ``None`` (the default) ends training with the last weights;
+            a decay in ``[0, 1)`` keeps an exponential moving average of the
+            weights and of the batch-normalization statistics (every floating-point
+            buffer), updated after every optimizer step as ``average = decay *
+            average + (1 - decay) * weights`` from the first step on (with
+            :class:`torch.optim.swa_utils.AveragedModel`), and ends training with
+            the average in the model. The average spans about ``1 / (1 - decay)``
+            steps. Validation during ``fit`` measures the current weights, not
+            the average; callbacks' ``on_fit_end`` runs after the average is in
+            place, so ``EarlyStopping(restore_best=True)`` ends with its best
+            epoch's current weights instead.
 
     Raises:
         InvalidInputError: If a value is out of range or a name is unknown.
@@ -69,6 +80,10 @@ class TrainConfig:
         >>> config = digitrec.RECIPES["mlp"]
         >>> config.optimizer, config.batch_size
         ('sgd', 64)
+        >>> from dataclasses import replace
+        >>> averaged = replace(config, ema_decay=0.998)
+        >>> averaged.to_dict()["ema_decay"]
+        0.998
     """
 
     epochs: int
@@ -89,6 +104,7 @@ class TrainConfig:
     sampler: Sampler = "shuffle"
     precision: Precision = "fp32"
     data_on_device: bool | None = None
+    ema_decay: float | None = None
 
     def __post_init__(self) -> None:
         check_positive_int(self.epochs, "epochs")
@@ -136,6 +152,9 @@ class TrainConfig:
         check_choice(self.precision, "precision", get_args(Precision))
         if self.data_on_device is not None:
             check_bool(self.data_on_device, "data_on_device")
+        if self.ema_decay is not None:
+            decay = check_number(self.ema_decay, "ema_decay", low=0.0, high=1.0, high_open=True)
+            object.__setattr__(self, "ema_decay", decay)
         self._check_class_weights()
 
     def _check_class_weights(self) -> None:

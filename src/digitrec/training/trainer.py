@@ -37,8 +37,10 @@ from ._fitting import (
     check_precision,
     decide_normalization,
     epoch_order,
+    load_average,
     make_step,
     seeded,
+    weight_average,
 )
 from ._metrics import MetricFunction, resolve_metrics
 from ._objective import Objective, check_targets, class_weights, sample_weights
@@ -305,6 +307,7 @@ class Trainer:
                     train=train,
                     validating=val is not None,
                     world_size=self.world_size,
+                    average=weight_average(model, config.ema_decay),
                 )
                 if resume_from is not None:
                     restore(resume_from, model, config, run)
@@ -323,6 +326,8 @@ class Trainer:
                         loss_sum += run.update(
                             *batches(order[start : start + config.batch_size]), lr
                         )
+                        if run.average is not None:
+                            run.average.update_parameters(model)
                         run.step += 1
                         progress.step()
                     if self.world_size > 1:
@@ -337,6 +342,8 @@ class Trainer:
                     progress.epoch(history)
                     for callback in self.callbacks:
                         callback.on_epoch_end(self, history)
+                if run.average is not None:
+                    load_average(model, run.average)
                 for callback in self.callbacks:
                     callback.on_fit_end(self, history)
         finally:
