@@ -46,6 +46,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--epochs", type=int, default=RECIPE.epochs)
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument(
+        "--ema-decay",
+        type=float,
+        default=None,
+        help="measure the recipe with TrainConfig(ema_decay=...) instead; writes medical_ema.*",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 seed, 2 epochs")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder for medical.json")
     args = parser.parse_args(argv)
@@ -114,7 +120,7 @@ def run_seed(
     splits: tuple[digitrec.ImageDataset, ...], seed: int, args: argparse.Namespace
 ) -> tuple[dict[str, Any], torch.Tensor]:
     train, val, test = splits
-    model, seconds, temperature = train_one(train, val, seed, args.epochs)
+    model, seconds, temperature = train_one(train, val, seed, args.epochs, ema_decay=args.ema_decay)
     model.temperature.fill_(1.0)
     before = digitrec.evaluate(model, test)
     model.temperature.fill_(temperature)
@@ -159,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     train, val, test = splits
     print(machine_line())
     print(f"Data: {source}; train {len(train)}, val {len(val)}, test {len(test)}")
-    print(f"Recipe: cnn, {args.epochs} epochs, label smoothing {RECIPE.label_smoothing}")
+    recipe_line = f"Recipe: cnn, {args.epochs} epochs, label smoothing {RECIPE.label_smoothing}" + (
+        "" if args.ema_decay is None else f", weight average (EMA) decay {args.ema_decay}"
+    )
+    print(recipe_line)
     rows, all_probs = [], []
     for seed in args.seeds:
         row, probs = run_seed(splits, seed, args)
@@ -180,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     skewed = imbalanced(train, 10, seed=0)
     weighted = []
     for seed in args.imbalanced_seeds:
-        model, seconds, _ = train_one(skewed, val, seed, args.epochs, class_weights="balanced")
+        model, seconds, _ = train_one(
+            skewed, val, seed, args.epochs, class_weights="balanced", ema_decay=args.ema_decay
+        )
         report = digitrec.evaluate(model, test)
         weighted.append(
             {
@@ -264,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         [
             machine_line(),
             f"Data: {source}",
+            recipe_line,
             table,
             f"Operating point for sensitivity {TARGET_SENSITIVITY} chosen on val:",
             points,
@@ -277,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
             "source": source,
             "epochs": args.epochs,
-            "recipe": replace(RECIPE, epochs=args.epochs).to_dict(),
+            "recipe": replace(RECIPE, epochs=args.epochs, ema_decay=args.ema_decay).to_dict(),
             "seeds": args.seeds,
             "resamples": args.resamples,
         },
@@ -291,8 +303,9 @@ def main(argv: list[str] | None = None) -> int:
             "gap_points": 100 * (balanced_normal - weighted_normal),
         },
     }
-    write_json(args.out, "medical", results)
-    (args.out / "medical.txt").write_text(text + "\n", encoding="utf-8")
+    name = "medical" if args.ema_decay is None else "medical_ema"
+    write_json(args.out, name, results)
+    (args.out / f"{name}.txt").write_text(text + "\n", encoding="utf-8")
     return 0
 
 

@@ -25,13 +25,15 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped]
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
 import digitrec
+from digitrec.training._engine import Step
+from digitrec.training.callbacks import TrainerLike
 
 NPZ = Path(__file__).resolve().parents[2] / "shared" / "data" / "medmnist" / "pneumoniamnist.npz"
 NAMES = ("normal", "pneumonia")
@@ -73,6 +75,25 @@ def measure(model: digitrec.DigitClassifier, val: digitrec.ImageDataset) -> dict
     }
 
 
+class _Averaging:
+    """The trainer's step, then an update of every average (a ``Step`` as the trainer needs)."""
+
+    def __init__(self, step: Step, model: torch.nn.Module, averages: list[AveragedModel]) -> None:
+        self.step, self.model, self.averages = step, model, averages
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, lr: float) -> torch.Tensor:
+        loss = self.step(images, labels, lr)
+        for average in self.averages:
+            average.update_parameters(self.model)
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.step.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step.load_state_dict(state)
+
+
 class Averages(digitrec.Callback):
     """Per-step EMAs (wrapping the trainer's step) and per-epoch means of the last epochs."""
 
@@ -82,24 +103,21 @@ class Averages(digitrec.Callback):
         self.swa: dict[int, AveragedModel] = {}
         self.results: dict[str, dict[str, float]] = {}
 
-    def on_fit_start(self, trainer: digitrec.Trainer, history: digitrec.History) -> None:
+    def on_fit_start(self, trainer: TrainerLike, history: digitrec.History) -> None:
+        assert isinstance(trainer, digitrec.Trainer)
         run = trainer._run
         assert run is not None
-        step, model = run.update, trainer.model
         self.emas = {
-            decay: AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+            decay: AveragedModel(
+                trainer.model,
+                multi_avg_fn=get_ema_multi_avg_fn(decay),  # type: ignore[no-untyped-call]
+                use_buffers=True,
+            )
             for decay in self.decays
         }
+        run.update = _Averaging(run.update, trainer.model, list(self.emas.values()))
 
-        def update(images: torch.Tensor, labels: torch.Tensor, lr: float) -> torch.Tensor:
-            loss = step(images, labels, lr)
-            for average in self.emas.values():
-                average.update_parameters(model)
-            return loss
-
-        run.update = update
-
-    def on_epoch_end(self, trainer: digitrec.Trainer, history: digitrec.History) -> None:
+    def on_epoch_end(self, trainer: TrainerLike, history: digitrec.History) -> None:
         for count in self.last:
             if history.epochs > self.epochs - count:
                 if count not in self.swa:
@@ -107,7 +125,7 @@ class Averages(digitrec.Callback):
                 else:
                     self.swa[count].update_parameters(trainer.model)
         if history.epochs == self.epochs:
-            self.results["last"] = measure(trainer.model, self.val)
+            self.results["last"] = measure(cast(digitrec.DigitClassifier, trainer.model), self.val)
 
 
 def main() -> int:
@@ -128,13 +146,13 @@ def main() -> int:
     seconds = time.time() - started
     results = hook.results
     for decay, average in hook.emas.items():
-        results[f"ema{decay}"] = measure(average.module, val)
+        results[f"ema{decay}"] = measure(cast(digitrec.DigitClassifier, average.module), val)
         if args.bn:
             rebuilt = copy.deepcopy(average.module)
             update_bn([train.images[i : i + 128] for i in range(0, len(train), 128)], rebuilt)
-            results[f"ema{decay}_bn"] = measure(rebuilt, val)
+            results[f"ema{decay}_bn"] = measure(cast(digitrec.DigitClassifier, rebuilt), val)
     for count, average in hook.swa.items():
-        results[f"swa_last{count}"] = measure(average.module, val)
+        results[f"swa_last{count}"] = measure(cast(digitrec.DigitClassifier, average.module), val)
     line = json.dumps(
         {
             "name": args.name,

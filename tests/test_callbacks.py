@@ -198,3 +198,138 @@ def test_metrics_logger_writes_json_lines(
     assert [line["epoch"] for line in lines] == [1, 2]
     assert [line["train_loss"] for line in lines] == history.train_loss
     assert [line["val_accuracy"] for line in lines] == history.val_accuracy
+
+
+_STALLING = {"epochs": 12, "batch_size": 100, "lr": 0.3, "lr_schedule": "constant", "seed": 4}
+
+
+@pytest.mark.parametrize("interrupt_at", [4, 5])
+@pytest.mark.parametrize("early_stopping_first", [True, False])
+def test_resumed_early_stopping_ends_as_an_uninterrupted_run(
+    small: digitrec.ImageDataset,
+    mnist_test: digitrec.ImageDataset,
+    tmp_path: Path,
+    interrupt_at: int,
+    early_stopping_first: bool,
+) -> None:
+    val = mnist_test[:500]
+    stop = digitrec.EarlyStopping(monitor="val_loss", patience=2)
+    reference = digitrec.DigitClassifier("mlp", seed=0)
+    expected = digitrec.Trainer(
+        reference,
+        progress=False,
+        callbacks=[stop],
+        **_STALLING,  # type: ignore[arg-type]
+    ).fit(small, val)
+    # The run this test needs: the best epoch, then the interruption, then the stop.
+    assert stop.best_epoch < 4
+    assert stop.stopped_epoch == 5
+
+    path = tmp_path / "run.safetensors"
+
+    def callbacks(*extra: digitrec.Callback) -> list[digitrec.Callback]:
+        watching = digitrec.EarlyStopping(monitor="val_loss", patience=2)
+        pair = [watching, digitrec.Checkpoint(path)]
+        return [*(pair if early_stopping_first else pair[::-1]), *extra]
+
+    interrupted = digitrec.DigitClassifier("mlp", seed=0)
+    with pytest.raises(KeyboardInterrupt):
+        digitrec.Trainer(
+            interrupted,
+            progress=False,
+            callbacks=callbacks(_InterruptAfter(interrupt_at)),
+            **_STALLING,  # type: ignore[arg-type]
+        ).fit(small, val)
+
+    fresh = digitrec.DigitClassifier("mlp", seed=123)
+    resumed_callbacks = callbacks()
+    history = digitrec.Trainer(
+        fresh,
+        progress=False,
+        callbacks=resumed_callbacks,
+        **_STALLING,  # type: ignore[arg-type]
+    ).fit(small, val, resume_from=path)
+    [resumed_stop] = [c for c in resumed_callbacks if isinstance(c, digitrec.EarlyStopping)]
+    assert history.val_loss == expected.val_loss
+    assert (resumed_stop.best_epoch, resumed_stop.stopped_epoch) == (
+        stop.best_epoch,
+        stop.stopped_epoch,
+    )
+    for name, tensor in _weights(reference).items():
+        assert torch.equal(fresh.state_dict()[name], tensor), name
+
+
+def test_a_resumed_save_best_only_checkpoint_keeps_the_best_epoch(
+    small: digitrec.ImageDataset, mnist_test: digitrec.ImageDataset, tmp_path: Path
+) -> None:
+    val = mnist_test[:500]
+
+    def best(path: Path) -> digitrec.Checkpoint:
+        return digitrec.Checkpoint(path, monitor="val_loss", save_best_only=True)
+
+    reference = tmp_path / "reference.safetensors"
+    expected = digitrec.Trainer(
+        digitrec.DigitClassifier("mlp", seed=0),
+        progress=False,
+        callbacks=[best(reference)],
+        **_STALLING,  # type: ignore[arg-type]
+    ).fit(small, val)
+    best_epoch = 1 + expected.val_loss.index(min(expected.val_loss))
+    assert _header(reference)["epoch"] == best_epoch < 4  # the best comes before the interruption
+
+    kept, last = tmp_path / "best.safetensors", tmp_path / "last.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        digitrec.Trainer(
+            digitrec.DigitClassifier("mlp", seed=0),
+            progress=False,
+            callbacks=[best(kept), digitrec.Checkpoint(last), _InterruptAfter(4)],
+            **_STALLING,  # type: ignore[arg-type]
+        ).fit(small, val)
+    digitrec.Trainer(
+        digitrec.DigitClassifier("mlp", seed=0),
+        progress=False,
+        callbacks=[best(kept)],
+        **_STALLING,  # type: ignore[arg-type]
+    ).fit(small, val, resume_from=last)
+    assert _header(kept)["epoch"] == best_epoch
+
+
+def test_early_stopping_state_that_does_not_fit_is_refused(
+    small: digitrec.ImageDataset, mnist_test: digitrec.ImageDataset, tmp_path: Path
+) -> None:
+    stop = digitrec.EarlyStopping(monitor="val_loss", patience=2)
+    bad_states: list[dict[str, object]] = [
+        {"best_epoch": -1},
+        {"best_epoch": 1, "weights": {"w": 1}},
+        {"weights": {}},
+    ]
+    for bad in bad_states:
+        with pytest.raises(digitrec.CheckpointError, match="EarlyStopping state"):
+            stop.load_state_dict(bad)
+    path = tmp_path / "run.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        digitrec.Trainer(
+            digitrec.DigitClassifier("mlp", seed=0),
+            progress=False,
+            callbacks=[stop, digitrec.Checkpoint(path), _InterruptAfter(4)],
+            **_STALLING,  # type: ignore[arg-type]
+        ).fit(small[:1500], mnist_test[:500])
+    assert (
+        stop.state_dict()["weights"].keys() == digitrec.DigitClassifier("mlp").state_dict().keys()
+    )
+    # A failed resume leaves the model as it was.
+    model = digitrec.DigitClassifier("mlp", seed=7)
+    before = _weights(model)
+    wrong = digitrec.EarlyStopping(monitor="val_loss", patience=2)
+    wrong.load_state_dict = lambda state: (_ for _ in ()).throw(  # type: ignore[method-assign]
+        digitrec.CheckpointError("EarlyStopping state refused")
+    )
+    with pytest.raises(digitrec.CheckpointError, match="incomplete training checkpoint"):
+        digitrec.Trainer(
+            model,
+            progress=False,
+            callbacks=[wrong],
+            **_STALLING,  # type: ignore[arg-type]
+        ).fit(small, mnist_test[:500], resume_from=path)
+    for name, tensor in before.items():
+        assert torch.equal(model.state_dict()[name], tensor), name

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,8 @@ class Run:
     step: int = 0
     global_rng: torch.Tensor | None = None
     average: WeightAverage | None = None
+    #: Each callback's state, by :func:`callback_keys`; filled by a resume.
+    callbacks: dict[str, Any] = field(default_factory=dict)
     _sha256: str | None = None
 
     def train_sha256(self) -> str:
@@ -61,12 +64,26 @@ class Run:
         return self._sha256
 
 
-def checkpoint_bytes(model: DigitClassifier, config: TrainConfig, run: Run) -> bytes:
+def callback_keys(callbacks: Sequence[object]) -> list[str]:
+    """Name each callback by its class and its place among those of its class."""
+    seen: dict[str, int] = {}
+    keys = []
+    for callback in callbacks:
+        name = type(callback).__name__
+        keys.append(f"{name}.{seen.get(name, 0)}")
+        seen[name] = seen.get(name, 0) + 1
+    return keys
+
+
+def checkpoint_bytes(
+    model: DigitClassifier, config: TrainConfig, run: Run, callbacks: dict[str, Any]
+) -> bytes:
     tensors = {f"model.{name}": tensor for name, tensor in model.state_dict().items()}
     state = {
         "step": run.update.state_dict(),
         "shuffle_rng": run.shuffle.get_state(),
         "global_rng": run.global_rng,
+        "callbacks": {key: value for key, value in callbacks.items() if value},
     }
     if run.average is not None:
         state["average"] = run.average.state_dict()
@@ -130,9 +147,13 @@ def _check_belongs(
 
 
 def restore(
-    path: str | os.PathLike[str], model: DigitClassifier, config: TrainConfig, run: Run
+    path: str | os.PathLike[str],
+    model: DigitClassifier,
+    config: TrainConfig,
+    run: Run,
+    load_callbacks: Callable[[dict[str, Any]], None],
 ) -> None:
-    """Restore ``model`` and ``run`` from a training checkpoint, entirely or not at all."""
+    """Restore ``model``, ``run`` and the callbacks (``load_callbacks``), entirely or not at all."""
     tensors, header = read_file(path, "training checkpoint")
     _check_belongs(path, header, model, config, run)
     saved = (
@@ -154,7 +175,14 @@ def restore(
             run.average.load_state_dict(state["average"])
         history = History(**header["history"])
         step = int(header["step"])
-    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
+        # Checkpoints from before callbacks kept state have none.
+        callbacks = state.get("callbacks", {})
+        if not isinstance(callbacks, dict) or not all(
+            isinstance(v, dict) for v in callbacks.values()
+        ):
+            raise TypeError(f"callback states must be a dict of dicts, got {callbacks!r:.80}")
+        load_callbacks(callbacks)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, CheckpointError) as error:
         model.load_state_dict(saved[0])
         run.update.load_state_dict(saved[1])
         run.shuffle.set_state(saved[2])
@@ -164,4 +192,4 @@ def restore(
         raise CheckpointError(
             f"{str(path)!r} is an incomplete training checkpoint: {type(error).__name__}: {error}"
         ) from error
-    run.history, run.step = history, step
+    run.history, run.step, run.callbacks = history, step, callbacks

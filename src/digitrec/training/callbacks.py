@@ -14,16 +14,17 @@ monitor any name that :meth:`History.values <digitrec.History.values>` takes:
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 import torch
 
-from .._checks import check_bool, check_choice, check_number, check_positive_int
-from ..errors import InvalidInputError
+from .._checks import check_bool, check_positive_int
+from ..errors import CheckpointError
+from ._best import Best, Mode
 from .config import TrainConfig
 from .history import History
 
@@ -64,44 +65,6 @@ class TrainerLike(Protocol):
         """Write a resumable training checkpoint."""
 
 
-Mode = Literal["min", "max"]
-
-
-class _Best:
-    """The best value so far of a monitored name, and whether a new one improves on it."""
-
-    def __init__(self, monitor: str, mode: Mode | None, min_delta: float) -> None:
-        if not isinstance(monitor, str) or not monitor:
-            raise InvalidInputError(f"monitor must be a recorded name, got {monitor!r}")
-        if mode is None:
-            mode = "min" if monitor.endswith("loss") else "max"
-        self.monitor = monitor
-        self.mode: Mode = check_choice(mode, "mode", ("min", "max"))
-        self.min_delta = check_number(min_delta, "min_delta", low=0.0)
-        self.reset()
-
-    def reset(self) -> None:
-        self.value = math.inf if self.mode == "min" else -math.inf
-        self.epoch = 0
-
-    def check(self, trainer: TrainerLike, who: str) -> None:
-        if self.monitor not in trainer.recorded:
-            hint = "; call fit(train, val)" if self.monitor.startswith("val_") else ""
-            raise InvalidInputError(
-                f"{who} monitors {self.monitor!r}, which this fit does not record (it records "
-                f"{list(trainer.recorded)}){hint if not trainer.has_validation else ''}"
-            )
-
-    def update(self, history: History) -> bool:
-        """Take the last epoch's value; return whether it is the new best."""
-        value = history.values(self.monitor)[-1]
-        gain = self.value - value if self.mode == "min" else value - self.value
-        if math.isnan(value) or not gain > self.min_delta:
-            return False
-        self.value, self.epoch = value, history.epochs
-        return True
-
-
 class Callback:
     """Base class: every hook does nothing until overridden.
 
@@ -122,6 +85,23 @@ class Callback:
 
     def on_fit_end(self, trainer: TrainerLike, history: History) -> None:
         """Called once when training ends, also when a callback stopped it early."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a training checkpoint keeps of this callback: tensors, numbers, strings.
+
+        Empty here. :meth:`Trainer.save_checkpoint <digitrec.Trainer.save_checkpoint>`
+        stores it, and ``fit(train, resume_from=path)`` hands it back to the
+        callback of the same class at the same place among those of its class,
+        through :meth:`load_state_dict`, before :meth:`on_fit_start`.
+        """
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`state_dict` gave, when a ``fit`` resumes from a checkpoint.
+
+        Raises:
+            CheckpointError: If ``state`` is not what this callback stores.
+        """
 
 
 class Checkpoint(Callback):
@@ -168,13 +148,17 @@ class Checkpoint(Callback):
         self.path = Path(path).expanduser()
         self.every = every
         self.save_best_only = check_bool(save_best_only, "save_best_only")
-        self._best = _Best(monitor, mode, 0.0)
+        self._best = Best(monitor, mode, 0.0)
 
     def on_fit_start(self, trainer: TrainerLike, history: History) -> None:
-        """Check that the monitored name is recorded (with ``save_best_only``)."""
+        """Check that the monitored name is recorded (with ``save_best_only``).
+
+        After a resume, the best value so far comes from the resumed history.
+        """
         self._best.reset()
         if self.save_best_only:
-            self._best.check(trainer, "Checkpoint")
+            self._best.check(trainer.recorded, trainer.has_validation, "Checkpoint")
+            self._best.update(history)
 
     def on_epoch_end(self, trainer: TrainerLike, history: History) -> None:
         """Write the checkpoint every ``every`` epochs, or after each best epoch."""
@@ -202,7 +186,9 @@ class EarlyStopping(Callback):
         restore_best: Load the best epoch's weights when training ends.
 
     The best score is reset at the start of every ``fit``, so one instance can
-    watch several runs.
+    watch several runs; a ``fit`` that resumes from a training checkpoint takes
+    the best epoch from the resumed history and its weights from the checkpoint
+    (:meth:`state_dict`), and ends as the uninterrupted run would have.
 
     Example:
         >>> stop = digitrec.EarlyStopping(patience=1)
@@ -224,7 +210,7 @@ class EarlyStopping(Callback):
         restore_best: bool = True,
     ) -> None:
         self.patience = check_positive_int(patience, "patience")
-        self._best = _Best(monitor, mode, min_delta)
+        self._best = Best(monitor, mode, min_delta)
         self.restore_best = check_bool(restore_best, "restore_best")
         self._reset()
 
@@ -262,27 +248,109 @@ class EarlyStopping(Callback):
         self._best.reset()
         self.stopped_epoch: int | None = None
         self._best_state: dict[str, torch.Tensor] | None = None
+        self._best_state_epoch = 0
 
     def on_fit_start(self, trainer: TrainerLike, history: History) -> None:
-        """Forget any earlier run and check that the monitored figure is recorded."""
-        self._best.check(trainer, "EarlyStopping")
+        """Forget any earlier run and check that the monitored figure is recorded.
+
+        After a resume, the best epoch comes from the resumed history and its
+        weights from the checkpoint (:meth:`load_state_dict`), or from the model
+        when the best epoch is the checkpoint's own; if the run has already gone
+        ``patience`` epochs without gain, it stops at once.
+        """
+        self._best.check(trainer.recorded, trainer.has_validation, "EarlyStopping")
+        loaded = self._loaded
+        self._loaded = None
         self._reset()
+        if history.epochs == 0:
+            return
+        self._best.update(history)
+        if self.restore_best:
+            if loaded is not None and loaded[0] == self.best_epoch:
+                self._check_weights(trainer.model, loaded[1])
+                self._keep(loaded[1], self.best_epoch)
+            elif self.best_epoch == history.epochs:
+                self._keep(trainer.model.state_dict(), self.best_epoch)
+        self._stop_if_stale(trainer, history)
 
     def on_epoch_end(self, trainer: TrainerLike, history: History) -> None:
         """Remember the best epoch; ask the trainer to stop after ``patience`` without gain."""
         if self._best.update(history):
             if self.restore_best:
-                self._best_state = {
-                    k: v.detach().clone() for k, v in trainer.model.state_dict().items()
-                }
-        elif history.epochs - self.best_epoch >= self.patience:
-            self.stopped_epoch = history.epochs
-            trainer.should_stop = True
+                self._keep(trainer.model.state_dict(), self.best_epoch)
+        else:
+            self._stop_if_stale(trainer, history)
 
     def on_fit_end(self, trainer: TrainerLike, history: History) -> None:
         """Load the best epoch's weights if asked to."""
         if self.restore_best and self._best_state is not None:
             trainer.model.load_state_dict(self._best_state)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The best epoch and, with ``restore_best``, its weights, for a training checkpoint.
+
+        Example:
+            >>> stop, model = digitrec.EarlyStopping(patience=2), digitrec.DigitClassifier(seed=0)
+            >>> data = digitrec.load_mnist("test")
+            >>> _ = digitrec.Trainer(model, epochs=2, progress=False,
+            ...                      callbacks=[stop]).fit(data[:640], data[640:960])
+            >>> state = stop.state_dict()
+            >>> state["best_epoch"] == stop.best_epoch
+            True
+            >>> state["weights"].keys() == model.state_dict().keys()
+            True
+        """
+        if self._best_state is None:
+            return {"best_epoch": 0}
+        return {"best_epoch": self._best_state_epoch, "weights": dict(self._best_state)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Keep the best weights of a resumed run, for :meth:`on_fit_start` to check.
+
+        Raises:
+            CheckpointError: If ``state`` is not an :meth:`state_dict` of this class.
+        """
+        epoch = state.get("best_epoch") if isinstance(state, dict) else None
+        weights = state.get("weights", {}) if isinstance(state, dict) else None
+        if (
+            not isinstance(epoch, int)
+            or isinstance(epoch, bool)
+            or epoch < 0
+            or not isinstance(weights, dict)
+            or not all(isinstance(t, torch.Tensor) for t in weights.values())
+        ):
+            raise CheckpointError(
+                "the EarlyStopping state in the checkpoint must hold a best epoch >= 0 and "
+                f"named weight tensors, got {type(state).__name__}"
+            )
+        self._loaded = (epoch, weights) if weights else None
+
+    _loaded: tuple[int, dict[str, torch.Tensor]] | None = None
+
+    def _keep(self, weights: Mapping[str, torch.Tensor], epoch: int) -> None:
+        self._best_state = {name: t.detach().clone() for name, t in weights.items()}
+        self._best_state_epoch = epoch
+
+    def _stop_if_stale(self, trainer: TrainerLike, history: History) -> None:
+        if history.epochs - self.best_epoch >= self.patience:
+            self.stopped_epoch = history.epochs
+            trainer.should_stop = True
+
+    @staticmethod
+    def _check_weights(model: torch.nn.Module, weights: Mapping[str, torch.Tensor]) -> None:
+        own = model.state_dict()
+        wrong = sorted(
+            set(own) ^ set(weights)
+            | {
+                name
+                for name in own.keys() & weights.keys()
+                if own[name].shape != weights[name].shape
+            }
+        )
+        if wrong:
+            raise CheckpointError(
+                f"the EarlyStopping weights in the checkpoint do not fit the model: {wrong[:5]}"
+            )
 
 
 class MetricsLogger(Callback):

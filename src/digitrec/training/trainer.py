@@ -45,7 +45,7 @@ from ._fitting import (
 from ._metrics import MetricFunction, resolve_metrics
 from ._objective import Objective, check_targets, class_weights, sample_weights
 from ._progress import Progress
-from ._state import Run, checkpoint_bytes, restore
+from ._state import Run, callback_keys, checkpoint_bytes, restore
 from .callbacks import Callback
 from .config import RECIPES, LRSchedule, OptimizerName, Precision, Sampler, TrainConfig
 from .history import History
@@ -212,6 +212,12 @@ class Trainer:
             names += ["val_loss", "val_accuracy", *(f"val_{name}" for name in self.metrics)]
         return tuple(names)
 
+    def _load_callbacks(self, states: dict[str, Any]) -> None:
+        """Hand each callback its state from a checkpoint (matched by class and place)."""
+        for key, callback in zip(callback_keys(self.callbacks), self.callbacks, strict=True):
+            if key in states:
+                callback.load_state_dict(states[key])
+
     def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:
         """Write a resumable training checkpoint of the current (or last) ``fit``, atomically.
 
@@ -227,7 +233,11 @@ class Trainer:
         target = Path(path).expanduser()
         if not self.is_main_process:
             return target  # under torchrun the ranks hold the same state: rank 0 writes it
-        write_atomically(target, checkpoint_bytes(self.model, self.config, run))
+        states = {
+            key: callback.state_dict()
+            for key, callback in zip(callback_keys(self.callbacks), self.callbacks, strict=True)
+        }
+        write_atomically(target, checkpoint_bytes(self.model, self.config, run, states))
         return target
 
     def fit(
@@ -310,7 +320,7 @@ class Trainer:
                     average=weight_average(model, config.ema_decay),
                 )
                 if resume_from is not None:
-                    restore(resume_from, model, config, run)
+                    restore(resume_from, model, config, run, self._load_callbacks)
                 history = run.history
                 for callback in self.callbacks:
                     callback.on_fit_start(self, history)
