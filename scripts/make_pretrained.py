@@ -121,14 +121,18 @@ def _make(name: str, output: Path) -> Path:
 def main() -> None:
     """Make the models named on the command line (all by default)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", choices=sorted(RECIPES), default=sorted(RECIPES))
+    # No ``choices``: argparse checks an empty list against them and refuses it.
+    parser.add_argument("names", nargs="*", help=f"any of {sorted(RECIPES)}; default: all")
     parser.add_argument("--output", type=Path, default=OUTPUT, help="folder for the files")
     args = parser.parse_args()
+    unknown = sorted(set(args.names) - set(RECIPES))
+    if unknown:
+        parser.error(f"unknown model names {unknown}; choose from {sorted(RECIPES)}")
     if any(os.environ.get(key) != value for key, value in NUMERICS.items()):
         # torch is loaded already: run again with the pins in place from the start.
         script = str(Path(__file__).resolve())
         os.execve(sys.executable, [sys.executable, script, *sys.argv[1:]], os.environ | NUMERICS)
-    for name in args.names:
+    for name in args.names or sorted(RECIPES):
         make(name, args.output)
 
 

@@ -168,3 +168,69 @@ def test_resnet_takes_large_inputs() -> None:
     with torch.no_grad():
         assert model.eval()(torch.zeros(1, 3, 224, 224, dtype=torch.uint8)).shape == (1, 3)
     assert digitrec.Trainer(model, progress=False).config == digitrec.RECIPES["resnet"]
+
+
+class NoLinear(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 10, 28)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.conv(x).flatten(1)
+        return logits
+
+
+class HeadTwice(TwoPaths):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + super().forward(x)
+
+
+def test_a_wrapped_module_gets_out_of_distribution_statistics(
+    mnist_train: digitrec.ImageDataset, mnist_test: digitrec.ImageDataset, tmp_path: Path
+) -> None:
+    from digitrec.models import _ood_features
+
+    torch.manual_seed(0)
+    model = digitrec.DigitClassifier.from_module(
+        TwoPaths(1, 10), input_shape=(1, 28, 28), num_classes=10, factory="test-two-paths"
+    )
+    digitrec.Trainer(model, epochs=2, batch_size=64, lr=0.05, progress=False).fit(
+        mnist_train[:4096]
+    )
+    detector = digitrec.fit_ood(model, mnist_train[:4096])
+    assert detector.description()["layer_dims"] == [8 * 16]  # the head's input
+    # The features are the normalised input of the head, and the logits the network's.
+    images = mnist_test[:50].images
+    features, _ = _ood_features.features_in_batches(model, images, torch.device("cpu"), 16)
+    network = model.network
+    assert isinstance(network, TwoPaths)
+    network.eval()
+    with torch.no_grad():
+        x = model.preprocess(images)
+        pooled = nn.functional.adaptive_avg_pool2d(
+            network.norm(network.wide(x) + network.narrow(x)).relu(), 4
+        ).flatten(1)
+        expected = pooled / pooled.norm(dim=1, keepdim=True)
+        assert torch.allclose(features.network, expected, atol=1e-6)
+        assert torch.allclose(features.logits, network(x), atol=1e-6)
+    # Noise and blank images score far above digits, and the statistics travel with the file.
+    gen = torch.Generator().manual_seed(0)
+    noise = torch.randint(0, 256, (200, 1, 28, 28), generator=gen, dtype=torch.uint8)
+    inside = digitrec.ood_scores(model, mnist_test[:1000], detector=detector)
+    auroc, fpr = digitrec.ood_metrics(inside, digitrec.ood_scores(model, noise, detector=detector))
+    assert auroc > 0.99
+    assert fpr < 0.05
+    detector.attach(model)
+    loaded = digitrec.load(digitrec.save(model, tmp_path / "two.safetensors"))
+    assert torch.equal(digitrec.ood_scores(loaded, noise), digitrec.ood_scores(model, noise))
+
+
+@pytest.mark.parametrize(
+    ("network", "message"), [(NoLinear(), "has none"), (HeadTwice(1, 10), "ran 2 time")]
+)
+def test_out_of_distribution_statistics_need_one_head(
+    mnist_train: digitrec.ImageDataset, network: nn.Module, message: str
+) -> None:
+    model = digitrec.DigitClassifier.from_module(network, input_shape=(1, 28, 28), num_classes=10)
+    with pytest.raises(digitrec.InvalidInputError, match=message):
+        digitrec.fit_ood(model, mnist_train[:200])

@@ -613,6 +613,72 @@ CASES: list[tuple[str, Call, type[Exception], str]] = [
         V,
         "JSON-serializable",
     ),
+    (
+        "training checkpoint: EarlyStopping state",
+        lambda e: digitrec.EarlyStopping().load_state_dict({"best_epoch": -1}),
+        C,
+        "EarlyStopping state in the checkpoint must hold a best epoch >= 0",
+    ),
+    # --- out-of-distribution scores and explanations ---------------------------------------------
+    (
+        "ood: wrong model for the statistics",
+        lambda e: digitrec.ood_scores(
+            digitrec.DigitClassifier(seed=1), e.data, detector=digitrec.fit_ood(e.mlp, e.data)
+        ),
+        V,
+        "wrong model for the statistics: the model's weights differ",
+    ),
+    (
+        "ood: images of the wrong shape",
+        lambda e: digitrec.ood_scores(
+            e.mlp, torch.zeros(2, 1, 32, 32), detector=digitrec.fit_ood(e.mlp, e.data)
+        ),
+        V,
+        r"images of shape \(C, H, W\) = \(1, 32, 32\) do not fit the model",
+    ),
+    (
+        "ood: detector of another type",
+        lambda e: digitrec.ood_scores(e.mlp, e.data, detector=object()),  # type: ignore[arg-type]
+        T,
+        "detector must be a digitrec.OODDetector, got object",
+    ),
+    (
+        "ood: statistics of another format",
+        lambda e: digitrec.OODDetector.from_state({"format": "x"}, {}),
+        C,
+        "must have format 'digitrec.ood/2', got 'x'",
+    ),
+    (
+        "ood: k over the bank",
+        lambda e: digitrec.fit_ood(e.mlp, e.data, k=1000),
+        V,
+        "k must be at most the bank's",
+    ),
+    (
+        "ood: own network without nn.Linear",
+        lambda e: digitrec.fit_ood(
+            digitrec.DigitClassifier.from_module(
+                torch.nn.Sequential(torch.nn.Conv2d(1, 10, 28), torch.nn.Flatten()),
+                input_shape=(1, 28, 28),
+                num_classes=10,
+            ),
+            e.data,
+        ),
+        V,
+        "last nn.Linear layer, and Sequential has none",
+    ),
+    (
+        "explain: unknown method",
+        lambda e: digitrec.explain(e.mlp, e.data.images[:1], method="nope"),  # type: ignore[arg-type]
+        V,
+        "method must be one of 'integrated_gradients', 'saliency', 'occlusion', got 'nope'",
+    ),
+    (
+        "explain: images of the wrong shape",
+        lambda e: digitrec.explain(e.mlp, torch.zeros(1, 1, 32, 32)),
+        V,
+        "do not fit the model, which expects",
+    ),
 ]
 
 

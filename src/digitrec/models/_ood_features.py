@@ -47,16 +47,49 @@ class Features:
     logits: torch.Tensor
 
 
-def network_parts(model: DigitClassifier) -> tuple[list[nn.Module], nn.Linear]:
+def network_parts(model: DigitClassifier) -> tuple[list[nn.Module] | None, nn.Linear]:
+    """The layers before the head and the head, for an ``nn.Sequential`` ending in ``nn.Linear``.
+
+    Any other network gives ``None`` and its last ``nn.Linear`` module (in the order
+    of ``modules()``): the input of that layer is then the feature vector.
+    """
     network = model.network
     layers = list(network) if isinstance(network, nn.Sequential) else []
     head = layers[-1] if len(layers) > 1 else None
-    if not isinstance(head, nn.Linear):
+    if isinstance(head, nn.Linear):
+        return layers[:-1], head
+    linears = [module for module in network.modules() if isinstance(module, nn.Linear)]
+    if not linears:
         raise InvalidInputError(
-            "out-of-distribution statistics need a network that is an nn.Sequential ending "
-            f"with an nn.Linear layer, got {type(network).__name__}"
+            "out-of-distribution statistics take their features from the input of the "
+            f"network's last nn.Linear layer, and {type(network).__name__} has none"
         )
-    return layers[:-1], head
+    return None, linears[-1]
+
+
+def _hooked_features(
+    network: nn.Module, head: nn.Linear, inputs: torch.Tensor
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Run ``network``; return the normalised input of ``head`` and the network's logits."""
+    captured: list[torch.Tensor] = []
+
+    def keep(module: nn.Module, args: tuple[Any, ...]) -> None:
+        captured.append(args[0])
+
+    handle = head.register_forward_pre_hook(keep)
+    try:
+        logits = network(inputs)
+    finally:
+        handle.remove()
+    if len(captured) != 1 or not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        raise InvalidInputError(
+            "out-of-distribution statistics take their features from the input of the "
+            "network's last nn.Linear layer, which must run once per forward pass that "
+            f"returns (N, classes) logits; it ran {len(captured)} time(s)"
+        )
+    features = captured[0]
+    flat = features.mean(dim=(2, 3)) if features.dim() == 4 else features.flatten(1)
+    return [_normalized(flat.float())], logits
 
 
 def weights_sha256(model: DigitClassifier) -> str:
@@ -136,12 +169,15 @@ def features_in_batches(
         for start in range(0, images.shape[0], batch_size):
             batch = images[start : start + batch_size]
             inputs = model.preprocess(batch.to(device, non_blocking=True))
-            parts, penultimate = _layer_features(
-                body, inputs.contiguous(memory_format=model._memory_format)
-            )
+            inputs = inputs.contiguous(memory_format=model._memory_format)
+            if body is None:
+                parts, out = _hooked_features(model.network, head, inputs)
+            else:
+                parts, penultimate = _layer_features(body, inputs)
+                out = head(penultimate)
             dims = [part.shape[1] for part in parts]
             network.append((torch.cat(parts, dim=1) / math.sqrt(len(parts))).cpu())
-            logits.append(head(penultimate).float().cpu())
+            logits.append(out.float().cpu())
             pooled, coarse = pixel_views(batch.cpu())
             pixels.append(pooled)
             small.append(coarse)

@@ -30,11 +30,11 @@ PRETRAINED = MappingProxyType(
     {
         "mnist-cnn": (
             "mnist-cnn.safetensors",
-            "aba98ef402830249c568a634701b1e08be09abd45bfd9763348466e9cdebbc8c",
+            "57875d226b1429e473331daec1427f0e994cfb58d332a64d6b43c53ac93b512c",
         ),
         "mnist-mlp": (
             "mnist-mlp.safetensors",
-            "06444fab9d1d1dd6ad7bf29e37458b59d59b5468726b0ad632da3f11464ab208",
+            "d688eb667c6f71f05ad45431a26f70906f811ec173e8797c19b0969ae20d9c26",
         ),
     }
 )

@@ -13,7 +13,8 @@ standardised terms,
 
 1. the distance to the k-th nearest of a subsample of the training images in the
    network's features (Sun et al., 2022): every hidden ReLU layer's output
-   (averaged over space for convolutional maps), each L2-normalised, joined;
+   (averaged over space for convolutional maps), each L2-normalised, joined (for
+   a network of your own: the input of its last ``nn.Linear``, L2-normalised);
 2. the same distance in a coarse view of the pixels (7x7 averages, L2-normalised),
    which sees noise, blank and foreign images whatever the network learnt;
 3. the Mahalanobis distance (plus the log-determinant, i.e. the negative
@@ -307,7 +308,7 @@ def fit_ood(
     *,
     val_fraction: float = 0.1,
     seed: int = 0,
-    k: int = 10,
+    k: int = 1,
     bank_size: int | None = None,
     device: DeviceLike | None = None,
     batch_size: int = _DEFAULT_BATCH_SIZE,
@@ -324,7 +325,7 @@ def fit_ood(
         data: Labelled in-distribution images, normally the training set.
         val_fraction: The held-out share of ``data``.
         seed: Seed of the split and of the subsample.
-        k: Which nearest neighbour's distance to use.
+        k: Which nearest neighbour's distance to use (1, the nearest, measured best).
         bank_size: Training images kept in the kNN banks; by default as many as fit,
             with the rest of the statistics, in under 1 MB (at most 5,000).
         device: Where to compute; ``None``: where the model is.
