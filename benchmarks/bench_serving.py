@@ -6,10 +6,12 @@ CPU per request of an httpx client, so more of the two cores are left to the
 server) posts single MNIST test digits as PNG files in the multipart field
 ``file`` of ``/v1/predict``, each client one request at a time. Every level runs a
 fixed number of requests (and stops early at a time limit), after a warm-up.
-Three settings: one server process with the micro-batcher (its default), two
-worker processes (``--workers 2``, one per core) with it, and one process without
-batching (``--max-batch-images 1``). The CPU seconds the server processes and the
-client spent per request are recorded next to the figures. The model is the
+Four settings: one server process with the micro-batcher (its default), the same
+with the model in a child process (``--model-process``: HTTP and the model on two
+cores), two worker processes (``--workers 2``, one per core) with the batcher, and
+one process without batching (``--max-batch-images 1``). The CPU seconds the
+server's processes (all of them: workers and model processes) and the client spent
+per request are recorded next to the figures. The model is the
 bundled ``mnist-cnn`` when its weights are built, else a ``"cnn"`` trained for one
 epoch on 10,000 images here (the speed does not depend on the weights). Client
 and server share the machine's cores.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import socket
@@ -48,6 +51,7 @@ CONCURRENCY = (1, 8, 32)
 #: Setting name: extra ``digitrec serve`` options.
 SETTINGS: dict[str, list[str]] = {
     "1 process": [],
+    "1 process + model process": ["--model-process"],
     "2 processes": ["--workers", "2"],
     "1 process, batching off": ["--max-batch-images", "1"],
 }
@@ -148,13 +152,27 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / clock
 
 
+def _children(pid: int) -> list[int]:
+    """The live child processes of ``pid``, whichever of its threads started them."""
+    found: list[int] = []
+    for tasks in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):  # the thread ended meanwhile
+            found += [int(child) for child in tasks.read_text().split()]
+    return found
+
+
 def server_cpu(process: subprocess.Popen[bytes]) -> float:
-    """CPU seconds of the server: its main process and every live worker process."""
-    pids = [process.pid]
-    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
-    if children.exists():
-        pids += [int(pid) for pid in children.read_text().split()]
-    return sum(cpu_seconds(pid) for pid in pids)
+    """CPU seconds of the server: its process and all its live descendants (workers, models)."""
+    pids, queue = [], [process.pid]
+    while queue:
+        pid = queue.pop()
+        pids.append(pid)
+        queue += _children(pid)
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):  # it ended meanwhile
+            total += cpu_seconds(pid)
+    return total
 
 
 async def load(

@@ -107,7 +107,12 @@ def test_serving(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     result = module.main(["--quick", "--out", str(tmp_path)])
     written = json.loads((tmp_path / "serving.json").read_text())
     assert written["runs"] == json.loads(json.dumps(result["runs"]))
-    assert set(written["runs"]) == {"1 process", "2 processes", "1 process, batching off"}
+    assert set(written["runs"]) == {
+        "1 process",
+        "1 process + model process",
+        "2 processes",
+        "1 process, batching off",
+    }
     assert set(written["reference_ms"]) == set(written["runs"])
     assert all(value > 0 for value in written["reference_ms"].values())
     for levels in written["runs"].values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import tempfile
@@ -412,3 +413,30 @@ def test_bank_distances_are_those_of_cdist(
     expected = torch.cdist(features, bank.float()).kthvalue(k, dim=1).values
     got = Bank(bank).kth_distance(features, k)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_sealed_model_is_checked_against_its_statistics_once(
+    mlp: digitrec.DigitClassifier,
+    detector: OODDetector,
+    mnist_test: digitrec.ImageDataset,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from digitrec.models import _ood_features
+
+    model = copy.deepcopy(mlp)
+    own = OODDetector.from_state(detector.description(), detector.state_tensors())
+    own.check_model(model)  # the first check hashes the weights
+    hashed: list[int] = []
+    real = _ood_features.weights_key
+
+    def counting(checked: digitrec.DigitClassifier) -> tuple[int, ...]:
+        hashed.append(1)
+        return real(checked)
+
+    monkeypatch.setattr(_ood_features, "weights_key", counting)
+    own.check_model(model)
+    assert len(hashed) == 1  # an ordinary model is fingerprinted before every use
+    _ood_features.SEALED.add(model)
+    scores = ood_scores(model, mnist_test[:20], detector=own)
+    assert len(hashed) == 1  # a sealed one is not
+    assert torch.equal(scores, ood_scores(mlp, mnist_test[:20], detector=detector))

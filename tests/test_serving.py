@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -532,3 +534,122 @@ def test_batching_on_gives_the_same_answers(
         on = batched.post("/v1/predict", files=files).json()["predictions"]
     off = TestClient(create_app(model)).post("/v1/predict", files=files).json()["predictions"]
     assert [p["class_index"] for p in on] == [p["class_index"] for p in off]
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_model_process_answers_as_the_model_thread_does(
+    model: digitrec.DigitClassifier, digits: list[tuple[np.ndarray, int]]
+) -> None:
+    files = [("file", (f"{i}.png", png_bytes(p))) for i, (p, _) in enumerate(digits[:6])]
+    pixels = {"pixels": [p.tolist() for p, _ in digits[:2]], "max_value": 255}
+    app = create_app(model, model_process=True)
+    with TestClient(app) as client:
+        child = app.state.model_process
+        pid = child.pid
+        assert pid is not None
+        assert pid != os.getpid()
+        from_files = client.post("/v1/predict", files=files).json()
+        from_json = client.post("/v1/predict", json=pixels).json()
+        bad = client.post("/v1/predict", files={"file": ("x.png", b"junk")})
+    with TestClient(create_app(model)) as plain:
+        assert plain.post("/v1/predict", files=files).json() == from_files
+        assert plain.post("/v1/predict", json=pixels).json() == from_json
+    assert bad.status_code == 400
+    assert bad.json()["error"]["type"] == "DataFileError"
+    # The child stops with the app.
+    assert child.pid is None
+    deadline = time.monotonic() + 10
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(pid)
+
+
+def test_a_model_process_that_dies_is_answered_503_and_replaced(
+    model: digitrec.DigitClassifier, model_file: Path, digits: list[tuple[np.ndarray, int]]
+) -> None:
+    from digitrec.serving._inputs import read_files
+    from digitrec.serving._model_process import ModelProcess, ModelProcessStoppedError
+
+    blobs = [png_bytes(p) for p, _ in digits[:3]]
+    load = partial(read_files, blobs, ["a", "b", "c"], 1_000_000)
+    child = ModelProcess(model_file)
+    try:
+        with pytest.raises(ModelProcessStoppedError, match="ended while it held"):
+            child.run([(partial(os._exit, 3), None)])  # the child dies reading this request
+        [answer] = child.run([(load, True)])  # a new child takes the next batch
+        assert isinstance(answer, list)
+        assert [p.class_index for p in answer] == digitrec.predict(
+            model, [png_bytes(p) for p, _ in digits[:3]]
+        ).tolist()
+    finally:
+        child.close()
+    # Through the app: a request whose batch the child cannot take is answered 503.
+    app = create_app(model, model_process=True)
+    with TestClient(app) as client:
+        connection = app.state.model_process._connection
+        connection.close()
+        stopped = client.post("/v1/predict", files={"file": ("a.png", blobs[0])})
+        assert stopped.status_code == 503
+        assert stopped.json()["error"]["type"] == "ServiceUnavailable"
+        again = client.post("/v1/predict", files={"file": ("a.png", blobs[0])})
+        assert again.status_code == 200
+        assert client.get("/health").status_code == 200
+
+
+def test_a_model_process_needs_a_model_it_can_save() -> None:
+    unnamed = digitrec.DigitClassifier.from_module(
+        torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)),
+        input_shape=(1, 28, 28),
+        num_classes=10,
+    )
+    with pytest.raises(digitrec.InvalidInputError, match="register_network"):
+        create_app(unnamed, model_process=True)
+    with pytest.raises(digitrec.InvalidInputError, match="model_process"):
+        create_app(unnamed, model_process="yes")  # type: ignore[arg-type]
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for tasks in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in tasks.read_text().split():
+            found += [int(child), *_descendants(int(child))]
+    return found
+
+
+def test_cli_serve_with_a_model_process_stops_cleanly_on_ctrl_c(model_file: Path) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "digitrec", "serve", str(model_file), "--model-process"]
+    process = subprocess.Popen(
+        [*command, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as a terminal's job
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url)
+        answer = httpx.post(f"{url}/v1/predict", json={"pixels": [[0] * 28] * 28}, timeout=30)
+        assert answer.status_code == 200
+        children = _descendants(process.pid)
+        assert children  # the model process (and multiprocessing's resource tracker)
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole group
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.stderr is not None
+    log = process.stderr.read().decode()
+    assert "Traceback" not in log
+    assert "Application shutdown complete" in log
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_running(pid) for pid in children)

@@ -82,6 +82,11 @@ def add_parser(commands: Any) -> None:
         help="how long a batch waits for more requests to join it (default: 2)",
     )
     parser.add_argument(
+        "--model-process",
+        action="store_true",
+        help="read and classify in a child process, so HTTP and the model use two cores",
+    )
+    parser.add_argument(
         "--workers",
         type=positive_int,
         default=1,
@@ -109,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         "max_upload_bytes": args.max_upload_bytes,
         "max_batch_images": args.max_batch_images,
         "batch_window_ms": args.batch_window_ms,
+        "model_process": args.model_process,
     }
     # Built here even with workers: a bad model file or option fails now, once, clearly.
     app = create_app(args.model, **options)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import weakref
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,8 +51,7 @@ class Features:
 def network_parts(model: DigitClassifier) -> tuple[list[nn.Module] | None, nn.Linear]:
     """The layers before the head and the head, for an ``nn.Sequential`` ending in ``nn.Linear``.
 
-    Any other network gives ``None`` and its last ``nn.Linear`` module (in the order
-    of ``modules()``): the input of that layer is then the feature vector.
+    Any other network gives ``None`` and its last ``nn.Linear`` (in ``modules()`` order).
     """
     network = model.network
     layers = list(network) if isinstance(network, nn.Sequential) else []
@@ -107,6 +107,9 @@ def weights_sha256(model: DigitClassifier) -> str:
 
 #: The CRC-32 of each weight tensor's bytes.
 WeightsKey = tuple[int, ...]
+#: Models no code can write to (the server's model process holds its own copy):
+#: checked against their statistics once, not before every call.
+SEALED: weakref.WeakSet[DigitClassifier] = weakref.WeakSet()
 
 
 def weights_key(model: DigitClassifier) -> WeightsKey:
@@ -125,6 +128,15 @@ def weights_key(model: DigitClassifier) -> WeightsKey:
             plain = plain.cpu().contiguous()
         key.append(zlib.crc32(plain.reshape(-1).view(torch.uint8).numpy().data))
     return tuple(key)
+
+
+def still_matches(
+    matched: tuple[weakref.ref[DigitClassifier], WeightsKey] | None, model: DigitClassifier
+) -> bool:
+    """Whether ``model`` is the one last matched, with the weights it had then."""
+    if matched is None or matched[0]() is not model:
+        return False
+    return model in SEALED or matched[1] == weights_key(model)
 
 
 def _normalized(features: torch.Tensor) -> torch.Tensor:

@@ -26,8 +26,7 @@ standardised terms,
 Each term is standardised with its mean and standard deviation on held-out
 training images, and the threshold is set to accept 95% of them.
 
-Why this method: the measurements behind the choice, and what was tried and not
-kept, are in the user guide's section on out-of-distribution scores.
+The measurements behind the choice are in the user guide's out-of-distribution section.
 """
 
 from __future__ import annotations
@@ -172,10 +171,9 @@ class OODDetector:
             raise InvalidInputError(
                 f"wrong model for the statistics: statistics != model in {differ}"
             )
+        if of.still_matches(self._matched, checked):
+            return  # the weights it was hashed with (sealed ones cannot change)
         key = of.weights_key(checked)
-        matched = self._matched
-        if matched is not None and matched[0]() is checked and matched[1] == key:
-            return  # the same weights as when they were hashed
         if wanted["weights_sha256"] != of.weights_sha256(checked):
             raise InvalidInputError(
                 "wrong model for the statistics: the model's weights differ from those the "

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 
@@ -38,7 +39,10 @@ from ..inference import Prediction
 Classify = Callable[[list[torch.Tensor], "bool | None"], list[Prediction]]
 #: Reads one request's images (raising ``DigitrecError`` for bad ones); runs on the model thread.
 Load = Callable[[], list[torch.Tensor]]
-_Answer = list[Prediction] | BaseException
+#: A request's predictions, or its own error.
+Answer = list[Prediction] | BaseException
+#: Reads and classifies a batch of requests (each a ``load`` and its ``prepare``).
+Runner = Callable[[list[tuple[Load, "bool | None"]]], list[Answer]]
 
 
 @dataclass
@@ -49,34 +53,32 @@ class _Job:
     done: asyncio.Future[list[Prediction]] = field(repr=False)
 
 
-def _classify_alone(
-    classify: Classify, images: list[torch.Tensor], prepare: bool | None
-) -> _Answer:
+def _classify_alone(classify: Classify, images: list[torch.Tensor], prepare: bool | None) -> Answer:
     try:
         return classify(images, prepare)
     except DigitrecError as error:
         return error
 
 
-def _load(job: _Job) -> list[torch.Tensor] | BaseException:
+def _load(load: Load) -> list[torch.Tensor] | BaseException:
     try:
-        return job.load()
+        return load()
     except Exception as error:  # this request's own failure, answered to it alone
         return error
 
 
-def run_jobs(classify: Classify, jobs: Sequence[_Job]) -> list[_Answer]:
-    """Load every job, then classify the loaded images, one call per ``prepare`` setting."""
-    answers: list[_Answer] = [[] for _ in jobs]
+def run_jobs(classify: Classify, jobs: Sequence[tuple[Load, bool | None]]) -> list[Answer]:
+    """Run each job's ``load``, then classify the images, one call per ``prepare`` setting."""
+    answers: list[Answer] = [[] for _ in jobs]
     loaded: dict[int, list[torch.Tensor]] = {}
-    for index, job in enumerate(jobs):
-        images = _load(job)
+    for index, (load, _) in enumerate(jobs):
+        images = _load(load)
         if isinstance(images, BaseException):
             answers[index] = images
         else:
             loaded[index] = images
-    for prepare in {jobs[index].prepare for index in loaded}:
-        members = [index for index in loaded if jobs[index].prepare == prepare]
+    for prepare in {jobs[index][1] for index in loaded}:
+        members = [index for index in loaded if jobs[index][1] == prepare]
         images = [image for index in members for image in loaded[index]]
         try:
             predictions = classify(images, prepare)
@@ -95,8 +97,10 @@ def run_jobs(classify: Classify, jobs: Sequence[_Job]) -> list[_Answer]:
 class MicroBatcher:
     """Gather concurrent requests into batches for ``classify``; see the module docstring."""
 
-    def __init__(self, classify: Classify, *, window: float, max_images: int) -> None:
-        self._classify = classify
+    def __init__(
+        self, classify: Classify, *, window: float, max_images: int, runner: Runner | None = None
+    ) -> None:
+        self._runner: Runner = partial(run_jobs, classify) if runner is None else runner
         self._window = window
         self._max_images = max_images
         self._queue: asyncio.Queue[_Job] | None = None
@@ -141,10 +145,11 @@ class MicroBatcher:
             self._thread.shutdown(wait=False, cancel_futures=True)
         self._worker = self._queue = self._loop = self._thread = None
 
-    async def _run(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> list[_Answer]:
+    async def _run(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> list[Answer]:
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="digitrec-model")
-        return await loop.run_in_executor(self._thread, run_jobs, self._classify, jobs)
+        batch = [(job.load, job.prepare) for job in jobs]
+        return await loop.run_in_executor(self._thread, self._runner, batch)
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[_Job]:
         # A test client may run each request on a new loop: the worker follows the loop.

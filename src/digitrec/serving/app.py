@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .._checks import check_positive_int
+from .._checks import check_bool, check_positive_int
 from ..errors import DigitrecError, InvalidInputError, InvalidTypeError, MissingDependencyError
 from ..inference import Prediction, classify
 from ..io.tensorfile import versions
@@ -36,6 +38,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 from ._batcher import MicroBatcher
 from ._guards import BodySizeLimit, key_matches
 from ._inputs import pixel_count, pixel_images, read_files
+from ._model_process import ModelProcess, ModelProcessStoppedError, model_file_for
 from .schemas import (
     ErrorResponse,
     HealthResponse,
@@ -142,6 +145,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         )
         return _error(422, "InvalidInputError", f"the JSON body does not fit: {problems}")
 
+    async def model_stopped(request: Request, error: Exception) -> Any:
+        return _error(503, "ServiceUnavailable", str(error))
+
     async def unexpected(request: Request, error: Exception) -> Any:
         return _error(500, "InternalServerError", "the server failed; see its log")
 
@@ -149,6 +155,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(ValidationError, validation_error)
+    app.add_exception_handler(ModelProcessStoppedError, model_stopped)
     app.add_exception_handler(Exception, unexpected)
 
 
@@ -195,6 +202,7 @@ def create_app(
     max_images: int = 64,
     max_batch_images: int = 64,
     batch_window_ms: float = 2.0,
+    model_process: bool = False,
 ) -> FastAPI:
     """Build the HTTP app that serves ``model``: the API, its docs and the drawing page.
 
@@ -224,6 +232,13 @@ def create_app(
             throughput of one call per request with 8 clients, measured in
             ``benchmarks/bench_serving.py``); 1 turns batching off.
         batch_window_ms: How long a batch waits for more requests to join it.
+        model_process: Read and classify in a child process with its own copy of
+            the model, so that HTTP and the model run on two cores instead of
+            taking turns on one interpreter lock (measured in
+            ``benchmarks/bench_serving.py``). The child starts with the app
+            (spawned, so it loads the model from its file: an in-memory model is
+            saved to a temporary file first); if it dies, the requests it held are
+            answered 503 and the next batch starts a new one.
 
     Returns:
         A FastAPI (ASGI) app, to run with uvicorn or mount in another app.
@@ -254,19 +269,35 @@ def create_app(
         raise InvalidInputError(f"batch_window_ms must be from 0 to 1000, got {batch_window_ms!r}")
     if api_key is not None and not (isinstance(api_key, str) and api_key):
         raise InvalidInputError("api_key must be a non-empty string or None")
+    check_bool(model_process, "model_process")
     served = _serve(model)
+    child: ModelProcess | None = None
+    if model_process:
+        files = tempfile.TemporaryDirectory(prefix="digitrec-serve-")
+        child = ModelProcess(model_file_for(model, Path(files.name)), torch.get_num_threads())
 
     def run(images: list[torch.Tensor], prepare: bool | None) -> list[Prediction]:
         return classify(served.model, images, prepare=prepare)
 
     batcher = MicroBatcher(
-        run, window=batch_window_ms / 1000, max_images=limits["max_batch_images"]
+        run,
+        window=batch_window_ms / 1000,
+        max_images=limits["max_batch_images"],
+        runner=None if child is None else child.run,
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await batcher.close()
+        loop = asyncio.get_running_loop()
+        if child is not None:
+            await loop.run_in_executor(None, child.start)  # ready before the first request
+        try:
+            yield
+        finally:
+            await batcher.close()
+            if child is not None:
+                await loop.run_in_executor(None, child.close)
+                files.cleanup()
 
     async def check_key(request: Request) -> None:
         if api_key is not None and not key_matches(request.headers, api_key):
@@ -282,6 +313,7 @@ def create_app(
         version=versions()["digitrec"],
         lifespan=lifespan,
     )
+    app.state.model_process = child  # the child process, if any (its pid: child.pid)
     app.add_middleware(BodySizeLimit, max_bytes=limits["max_upload_bytes"])
     _add_error_handlers(app)
 
