@@ -29,6 +29,7 @@ uvicorn = pytest.importorskip("uvicorn")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from digitrec.inference import Prediction  # noqa: E402
 from digitrec.serving import create_app  # noqa: E402
 from digitrec.serving._batcher import MicroBatcher  # noqa: E402
 from digitrec.serving._extra import require  # noqa: E402
@@ -336,28 +337,36 @@ def test_micro_batcher_batches_and_isolates_errors() -> None:
     assert len(calls) == 10
 
 
-def test_micro_batcher_waits_only_while_requests_are_on_their_way() -> None:
-    calls: list[int] = []
+def _counting(calls: list[int]) -> Callable[[list[torch.Tensor], bool | None], list[Prediction]]:
+    """A stand-in for the model: records each batch's size, answers class 0."""
 
-    def classify(images: list[torch.Tensor], prepare: bool | None) -> list[digitrec.Prediction]:
+    def classify(images: list[torch.Tensor], prepare: bool | None) -> list[Prediction]:
         calls.append(len(images))
         return [digitrec.Prediction(0, "x", (1.0,), 1.0, None) for _ in images]
 
-    def load() -> list[torch.Tensor]:
-        return [torch.zeros(1, 2, 2)]
+    return classify
+
+
+def _one_blank_image() -> list[torch.Tensor]:
+    return [torch.zeros(1, 2, 2)]
+
+
+def test_micro_batcher_waits_only_while_requests_are_on_their_way() -> None:
+    calls: list[int] = []
+    classify = _counting(calls)
 
     async def main() -> tuple[float, list[int]]:
         batcher = MicroBatcher(classify, window=5.0, max_images=64)
         started = time.perf_counter()
-        await batcher.classify(load, 1, None)  # alone: no 5 s wait for company
+        await batcher.classify(_one_blank_image, 1, None)  # alone: no 5 s wait for company
         alone = time.perf_counter() - started
 
         async def late() -> list[digitrec.Prediction]:
             with batcher.arriving():
                 await asyncio.sleep(0.2)  # still being read when the first one queues
-            return await batcher.classify(load, 1, None)
+            return await batcher.classify(_one_blank_image, 1, None)
 
-        await asyncio.gather(batcher.classify(load, 1, None), late())
+        await asyncio.gather(batcher.classify(_one_blank_image, 1, None), late())
         await batcher.close()
         return alone, calls
 
@@ -368,28 +377,22 @@ def test_micro_batcher_waits_only_while_requests_are_on_their_way() -> None:
 
 def test_micro_batcher_waits_for_as_many_requests_as_the_last_batch_had() -> None:
     calls: list[int] = []
-
-    def classify(images: list[torch.Tensor], prepare: bool | None) -> list[digitrec.Prediction]:
-        calls.append(len(images))
-        return [digitrec.Prediction(0, "x", (1.0,), 1.0, None) for _ in images]
-
-    def load() -> list[torch.Tensor]:
-        return [torch.zeros(1, 2, 2)]
+    classify = _counting(calls)
 
     async def timed(batcher: MicroBatcher) -> float:
         started = time.perf_counter()
-        await batcher.classify(load, 1, None)
+        await batcher.classify(_one_blank_image, 1, None)
         return time.perf_counter() - started
 
     async def main() -> tuple[float, float]:
         batcher = MicroBatcher(classify, window=1.0, max_images=64)
-        await asyncio.gather(*(batcher.classify(load, 1, None) for _ in range(3)))
+        await asyncio.gather(*(batcher.classify(_one_blank_image, 1, None) for _ in range(3)))
 
         async def later() -> list[digitrec.Prediction]:
             await asyncio.sleep(0.1)  # not yet on its way when the first one queues
-            return await batcher.classify(load, 1, None)
+            return await batcher.classify(_one_blank_image, 1, None)
 
-        await asyncio.gather(batcher.classify(load, 1, None), later())
+        await asyncio.gather(batcher.classify(_one_blank_image, 1, None), later())
         waited = await timed(batcher)  # the last batch had 2: wait the window, then go
         alone = await timed(batcher)  # the last batch had 1: no wait
         await batcher.close()
