@@ -54,8 +54,6 @@ class Run:
     step: int = 0
     global_rng: torch.Tensor | None = None
     average: WeightAverage | None = None
-    #: Each callback's state, by :func:`callback_keys`; filled by a resume.
-    callbacks: dict[str, Any] = field(default_factory=dict)
     _sha256: str | None = None
 
     def train_sha256(self) -> str:
@@ -192,4 +190,4 @@ def restore(
         raise CheckpointError(
             f"{str(path)!r} is an incomplete training checkpoint: {type(error).__name__}: {error}"
         ) from error
-    run.history, run.step, run.callbacks = history, step, callbacks
+    run.history, run.step = history, step
