@@ -277,33 +277,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "reference_ms": references,
         "runs": runs,
     }
-    report(results)
+    text = report(results)
+    print(text)
     path = write_json(args.out, "serving", results)
-    print(f"\nwrote {path}")
+    (args.out / "serving.txt").write_text(text + "\n", encoding="utf-8")
+    print(f"\nwrote {path} and serving.txt")
     return results
 
 
-def report(results: dict[str, Any]) -> None:
-    """Print the results as ``serving.txt`` holds them."""
+def report(results: dict[str, Any]) -> str:
+    """The results as ``serving.txt`` holds them."""
+    lines: list[str] = []
     runs: dict[str, list[dict[str, Any]]] = results["runs"]
-    print(machine_line())
-    print(
+    lines.append(machine_line())
+    lines.append(
         f"Model: {results['model']}. Load average before (1, 5, 15 min): "
         f"{results['load_average_before']}"
     )
-    print(
+    lines.append(
         f"POST /v1/predict with one 28x28 PNG; {results['requests_per_level']} requests or "
         f"{results['seconds_per_level']:g} s per run, {results['repeats']} runs per level (the "
         "median run shown, every run's throughput in brackets; errors summed over all runs),"
         " after"
     )
-    print(
+    lines.append(
         f"{WARMUP} per client to warm up; `digitrec serve` defaults (one torch thread per "
         "process, batching window 2 ms, up to 64 images); aiohttp client."
     )
     references = results.get("reference_ms", {})
     if references:
-        print(
+        lines.append(
             "Machine speed before each setting (one thread, ms to decode and classify 4 PNGs "
             "in one call, median of "
             f"{REFERENCE_CALLS}): "
@@ -326,7 +329,7 @@ def report(results: dict[str, Any]) -> None:
         for setting, levels in runs.items()
         for run in levels
     ]
-    print(
+    lines.append(
         markdown_table(
             [
                 "setting",
@@ -342,6 +345,7 @@ def report(results: dict[str, Any]) -> None:
             rows,
         )
     )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

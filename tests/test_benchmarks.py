@@ -106,6 +106,9 @@ def test_serving(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     module = load("bench_serving", monkeypatch)
     result = module.main(["--quick", "--out", str(tmp_path)])
     written = json.loads((tmp_path / "serving.json").read_text())
+    # serving.txt is the report of the same run, one table row per setting and level.
+    text = (tmp_path / "serving.txt").read_text()
+    assert text == module.report(written) + "\n"
     assert written["runs"] == json.loads(json.dumps(result["runs"]))
     assert set(written["runs"]) == {
         "1 process",
@@ -123,3 +126,23 @@ def test_serving(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             assert run["requests"] >= 100
             assert 0 < run["p50_ms"] <= run["p99_ms"]
             assert run["server_cpu_ms_per_request"] > 0
+
+
+@pytest.mark.parametrize("arch", ["cnn", "resnet"])
+def test_medical_on_the_synthetic_stand_in(
+    arch: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    module = load("bench_medical", monkeypatch)
+    missing = tmp_path / "no-such.npz"  # the synthetic stand-in runs instead
+    argv = ["--quick", "--out", str(tmp_path), "--npz", str(missing), "--arch", arch]
+    assert module.main(argv) == 0
+    name = "medical" if arch == "cnn" else f"medical_{arch}"
+    result = json.loads((tmp_path / f"{name}.json").read_text())
+    assert result["settings"]["arch"] == arch
+    assert result["settings"]["source"].startswith("synthetic")
+    [seed] = result["seeds"]
+    # The stand-in's classes differ by a bright square: two epochs learn it.
+    assert seed["auroc"]["estimate"] > 0.9
+    assert seed["auroc"]["low"] <= seed["auroc"]["estimate"] <= seed["auroc"]["high"]
+    text = (tmp_path / f"{name}.txt").read_text()
+    assert f"Recipe: {arch}, 2 epochs" in text

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -143,7 +144,7 @@ def test_predict_json_pixels(
     assert len(many.json()["predictions"]) == 4
 
 
-BAD_REQUESTS = {
+BAD_REQUESTS: dict[str, tuple[int, str, dict[str, Any]]] = {
     "non-image bytes": (400, "DataFileError", {"files": {"file": ("x.png", b"not an image")}}),
     "empty file": (400, "DataFileError", {"files": {"file": ("x.png", b"")}}),
     "wrong field": (400, "InvalidInputError", {"files": {"image": ("x.png", b"\x89PNG")}}),
@@ -319,7 +320,7 @@ def test_micro_batcher_batches_and_isolates_errors() -> None:
     def unreadable() -> list[torch.Tensor]:
         raise digitrec.DataFileError("not an image")
 
-    async def main() -> list[object]:
+    async def main() -> list[list[digitrec.Prediction] | BaseException]:
         batcher = MicroBatcher(classify, window=0.05, max_images=64)
         requests = [batcher.classify(loader(float(n)), 1, None) for n in range(8)]
         requests.append(batcher.classify(loader(-1.0), 1, None))
@@ -437,7 +438,7 @@ def free_port() -> int:
 
 def _healthy(url: str) -> bool:
     try:
-        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+        return bool(httpx.get(f"{url}/health", timeout=1).status_code == 200)
     except httpx.TransportError:
         return False
 
