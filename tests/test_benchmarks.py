@@ -146,3 +146,30 @@ def test_medical_on_the_synthetic_stand_in(
     assert seed["auroc"]["low"] <= seed["auroc"]["estimate"] <= seed["auroc"]["high"]
     text = (tmp_path / f"{name}.txt").read_text()
     assert f"Recipe: {arch}, 2 epochs" in text
+
+
+def test_ood(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    result = run_quick("bench_ood", monkeypatch, tmp_path)
+    models = result["results"]
+    assert {"mnist-cnn", "mnist-mlp"} <= models.keys()
+    for name in ("mnist-cnn", "mnist-mlp"):
+        # The threshold is set to accept 95% of held-out training images; on test, close.
+        assert 0.85 <= models[name]["test_accepted_by_threshold"] <= 1.0
+        sets = models[name]["sets"]
+        for kind in ("noise", "blank & near-blank"):
+            assert sets[kind]["fitted"]["auroc"] >= 0.99, (name, kind)
+    # Even after one short epoch, the fitted statistics beat max-softmax on every set.
+    for name, model in models.items():
+        for kind, scores in model["sets"].items():
+            assert scores["fitted"]["auroc"] > scores["max-softmax"]["auroc"], (name, kind)
+
+
+def test_prepare_digits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    result = run_quick("bench_prepare_digits", monkeypatch, tmp_path)
+    assert result["images_per_second"] > 0
+    photos = result["accuracy"]["photos"]
+    # Stretched photos are close to guessing; MNIST's framing makes them readable, even
+    # for the quick run's weak model.
+    assert photos["prepare_digits"] > photos["plain"] + 0.3
+    clean = result["accuracy"]["clean"]
+    assert abs(clean["prepare_digits"] - clean["plain"]) < 0.02
