@@ -111,8 +111,8 @@ def test_serving(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert text == module.report(written) + "\n"
     assert written["runs"] == json.loads(json.dumps(result["runs"]))
     assert set(written["runs"]) == {
-        "1 process",
-        "1 process + model process",
+        "model process (the default)",
+        "1 process, no model process",
         "2 processes",
         "1 process, batching off",
     }

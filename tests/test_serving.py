@@ -477,17 +477,20 @@ def test_real_http_on_localhost(
     assert not thread.is_alive()
 
 
-def test_cli_serve_stops_cleanly_on_sigterm(model_file: Path) -> None:
+@pytest.mark.parametrize("option", [[], ["--no-model-process"]], ids=["default", "no-model"])
+def test_cli_serve_stops_cleanly_on_sigterm(model_file: Path, option: list[str]) -> None:
     port = free_port()
+    command = [sys.executable, "-m", "digitrec", "serve", str(model_file), "--port", str(port)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "digitrec", "serve", str(model_file), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        [*command, *option], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
         wait_healthy(f"http://127.0.0.1:{port}")
+        # One worker: a model process by default (it and multiprocessing's resource
+        # tracker are the server's children), none with --no-model-process.
+        assert bool(_descendants(process.pid)) == (not option)
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
+        assert process.wait(timeout=30) == 0
     finally:
         if process.poll() is None:
             process.kill()
@@ -509,6 +512,9 @@ def test_cli_serve_with_two_workers_answers_and_stops_cleanly(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url)
+        workers = _descendants(process.pid)
+        assert workers  # and, with workers, no model process below them by default
+        assert not [pid for worker in workers for pid in _descendants(worker)]
         files = [("file", (f"{i}.png", png_bytes(p))) for i, (p, _) in enumerate(digits[:4])]
         # Every worker has the settings: the key is asked for, and each answer is whole.
         assert httpx.post(f"{url}/v1/predict", files=files, timeout=30).status_code == 401
@@ -629,7 +635,7 @@ def _descendants(pid: int) -> list[int]:
 
 def test_cli_serve_with_a_model_process_stops_cleanly_on_ctrl_c(model_file: Path) -> None:
     port = free_port()
-    command = [sys.executable, "-m", "digitrec", "serve", str(model_file), "--model-process"]
+    command = [sys.executable, "-m", "digitrec", "serve", str(model_file)]  # the default
     process = subprocess.Popen(
         [*command, "--port", str(port)],
         stdout=subprocess.DEVNULL,

@@ -28,8 +28,11 @@ def add_parser(commands: Any) -> None:
             "digit CNN bundled with digitrec is served. The server listens on 127.0.0.1\n"
             "only, unless --host says otherwise; put it behind a reverse proxy to expose it.\n"
             f"With --api-key (or ${_KEY_VARIABLE}) the /v1/ endpoints need the key.\n"
+            "The model reads and classifies in a child process of its own, so that HTTP and\n"
+            "the model use two cores (--no-model-process: a thread of the server's process).\n"
             "With --workers N, N processes share the port, each with its own copy of the\n"
-            "model: one per core serves the most requests. SIGTERM or Ctrl-C stops it gracefully."
+            "model (and no model process unless --model-process says so). SIGTERM or Ctrl-C\n"
+            "stops it gracefully."
         ),
         epilog=examples(
             "digitrec serve",
@@ -83,8 +86,10 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--model-process",
-        action="store_true",
-        help="read and classify in a child process, so HTTP and the model use two cores",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read and classify in a child process, so HTTP and the model use two cores "
+        "(default: on with one worker, off with --workers)",
     )
     parser.add_argument(
         "--workers",
@@ -114,7 +119,9 @@ def run(args: argparse.Namespace) -> int:
         "max_upload_bytes": args.max_upload_bytes,
         "max_batch_images": args.max_batch_images,
         "batch_window_ms": args.batch_window_ms,
-        "model_process": args.model_process,
+        # Measured on two cores: a model process serves the most at 8 clients; with
+        # workers, the cores are taken already (benchmarks/results/serving.txt).
+        "model_process": args.workers == 1 if args.model_process is None else args.model_process,
     }
     # Built here even with workers: a bad model file or option fails now, once, clearly.
     app = create_app(args.model, **options)
