@@ -625,6 +625,24 @@ def test_a_model_process_needs_a_model_it_can_save() -> None:
         create_app(unnamed, model_process="yes")  # type: ignore[arg-type]
 
 
+def test_a_model_process_saves_only_a_model_object(
+    model: digitrec.DigitClassifier,
+    model_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    create_app(model_file, model_process=True)  # the child loads the file itself
+    assert not list(tmp_path.iterdir())
+    with TestClient(create_app(model, model_process=True)) as client:
+        [folder] = tmp_path.iterdir()  # the object, saved for the child to load
+        assert [f.name for f in folder.iterdir()] == ["served.safetensors"]
+        assert client.post("/v1/predict", json={"pixels": [[0] * 28] * 28}).status_code == 200
+    assert not list(tmp_path.iterdir())  # removed with the app's lifespan
+
+
 def _descendants(pid: int) -> list[int]:
     found = []
     for tasks in Path(f"/proc/{pid}/task").glob("*/children"):

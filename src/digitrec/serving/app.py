@@ -272,9 +272,15 @@ def create_app(
     check_bool(model_process, "model_process")
     served = _serve(model)
     child: ModelProcess | None = None
+    # A model object is saved for the child to load; a path (or the bundled model) is not.
+    files = (
+        tempfile.TemporaryDirectory(prefix="digitrec-serve-")
+        if model_process and isinstance(model, DigitClassifier)
+        else None
+    )
     if model_process:
-        files = tempfile.TemporaryDirectory(prefix="digitrec-serve-")
-        child = ModelProcess(model_file_for(model, Path(files.name)), torch.get_num_threads())
+        folder = Path(files.name) if files is not None else Path()
+        child = ModelProcess(model_file_for(model, folder), torch.get_num_threads())
 
     def run(images: list[torch.Tensor], prepare: bool | None) -> list[Prediction]:
         return classify(served.model, images, prepare=prepare)
@@ -297,6 +303,7 @@ def create_app(
             await batcher.close()
             if child is not None:
                 await loop.run_in_executor(None, child.close)
+            if files is not None:
                 files.cleanup()
 
     async def check_key(request: Request) -> None:
