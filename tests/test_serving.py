@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import signal
@@ -477,41 +478,52 @@ def test_real_http_on_localhost(
     assert not thread.is_alive()
 
 
-@pytest.mark.parametrize("option", [[], ["--no-model-process"]], ids=["default", "no-model"])
-def test_cli_serve_stops_cleanly_on_sigterm(model_file: Path, option: list[str]) -> None:
+@contextlib.contextmanager
+def cli_server(
+    model_file: Path, *options: str, own_group: bool = False
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``digitrec serve MODEL`` on a free port, once healthy; killed on the way out if it runs.
+
+    Its stderr (the log) is piped: read it after the block.
+    """
     port = free_port()
     command = [sys.executable, "-m", "digitrec", "serve", str(model_file), "--port", str(port)]
     process = subprocess.Popen(
-        [*command, *option], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [*command, *options],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=own_group,  # its own process group, as a terminal's job
     )
     try:
-        wait_healthy(f"http://127.0.0.1:{port}")
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url)
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _log(process: subprocess.Popen[bytes]) -> str:
+    assert process.stderr is not None
+    return process.stderr.read().decode()
+
+
+@pytest.mark.parametrize("option", [[], ["--no-model-process"]], ids=["default", "no-model"])
+def test_cli_serve_stops_cleanly_on_sigterm(model_file: Path, option: list[str]) -> None:
+    with cli_server(model_file, *option) as (process, _):
         # One worker: a model process by default (it and multiprocessing's resource
         # tracker are the server's children), none with --no-model-process.
         assert bool(_descendants(process.pid)) == (not option)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.stderr is not None
-    assert "127.0.0.1" in process.stderr.read().decode()
+    assert "127.0.0.1" in _log(process)
 
 
 def test_cli_serve_with_two_workers_answers_and_stops_cleanly(
     model_file: Path, digits: list[tuple[np.ndarray, int]]
 ) -> None:
-    port = free_port()
-    command = [sys.executable, "-m", "digitrec", "serve", str(model_file), "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--workers", "2", "--api-key", "k3y"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url)
+    with cli_server(model_file, "--workers", "2", "--api-key", "k3y") as (process, url):
         workers = _descendants(process.pid)
         assert workers  # and, with workers, no model process below them by default
         assert not [pid for worker in workers for pid in _descendants(worker)]
@@ -526,12 +538,7 @@ def test_cli_serve_with_two_workers_answers_and_stops_cleanly(
             assert len(answer.json()["predictions"]) == 4
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.stderr is not None
-    log = process.stderr.read().decode()
+    log = _log(process)
     assert log.count("Application startup complete") == 2  # two workers started
     assert log.count("Finished server process") == 2  # and both stopped
 
@@ -652,29 +659,14 @@ def _descendants(pid: int) -> list[int]:
 
 
 def test_cli_serve_with_a_model_process_stops_cleanly_on_ctrl_c(model_file: Path) -> None:
-    port = free_port()
-    command = [sys.executable, "-m", "digitrec", "serve", str(model_file)]  # the default
-    process = subprocess.Popen(
-        [*command, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # its own process group, as a terminal's job
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url)
+    with cli_server(model_file, own_group=True) as (process, url):  # the default: a model process
         answer = httpx.post(f"{url}/v1/predict", json={"pixels": [[0] * 28] * 28}, timeout=30)
         assert answer.status_code == 200
         children = _descendants(process.pid)
         assert children  # the model process (and multiprocessing's resource tracker)
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole group
         assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.stderr is not None
-    log = process.stderr.read().decode()
+    log = _log(process)
     assert "Traceback" not in log
     assert "Application shutdown complete" in log
     deadline = time.monotonic() + 10

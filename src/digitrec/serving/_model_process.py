@@ -21,6 +21,7 @@ import contextlib
 import multiprocessing
 import pickle
 import signal
+import tempfile
 import threading
 from collections.abc import Sequence
 from functools import partial
@@ -160,12 +161,21 @@ class ModelProcess:
                 process.join(_CLOSE_SECONDS)
 
 
-def model_file_for(model: Any, folder: Path) -> Path | None:
-    """The model file the child loads: the given path, or ``model`` saved in ``folder``."""
+def model_file_for(model: Any) -> tuple[Path | None, tempfile.TemporaryDirectory[str] | None]:
+    """The model file the child loads, and the folder to remove when the server stops.
+
+    The given path as it is (``None``: the bundled model), or a ``DigitClassifier``
+    saved in a new temporary folder.
+    """
     from ..models import DigitClassifier, save
 
     if model is None:
-        return None
-    if isinstance(model, DigitClassifier):
-        return save(model, folder / "served.safetensors")
-    return Path(model)
+        return None, None
+    if not isinstance(model, DigitClassifier):
+        return Path(model), None
+    folder = tempfile.TemporaryDirectory(prefix="digitrec-serve-")
+    try:
+        return save(model, Path(folder.name) / "served.safetensors"), folder
+    except BaseException:
+        folder.cleanup()
+        raise

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -272,15 +271,10 @@ def create_app(
     check_bool(model_process, "model_process")
     served = _serve(model)
     child: ModelProcess | None = None
-    # A model object is saved for the child to load; a path (or the bundled model) is not.
-    files = (
-        tempfile.TemporaryDirectory(prefix="digitrec-serve-")
-        if model_process and isinstance(model, DigitClassifier)
-        else None
-    )
+    files = None  # the folder of a model object saved for the child to load
     if model_process:
-        folder = Path(files.name) if files is not None else Path()
-        child = ModelProcess(model_file_for(model, folder), torch.get_num_threads())
+        path, files = model_file_for(model)
+        child = ModelProcess(path, torch.get_num_threads())
 
     def run(images: list[torch.Tensor], prepare: bool | None) -> list[Prediction]:
         return classify(served.model, images, prepare=prepare)
