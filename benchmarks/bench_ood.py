@@ -7,7 +7,9 @@ fitted score (``fit_ood`` on the training images, then ``ood_scores``; a loaded
 model that carries statistics, like the bundled ones, is scored with its own). Reported: AUROC
 and FPR at 95% TPR (``ood_metrics``) per set and score, the share of test images the
 fitted threshold accepts, and the test accuracy (unchanged: scoring changes no
-prediction). The sets are built here, seeded:
+prediction). For the letters and symbols it also counts, per character, how many
+images the fitted threshold lets through, and draws up to 24 of them per model in
+``ood_accepted.png``: what the misses look like. The sets are built here, seeded:
 
 1. letters and symbols rendered from the machine's TrueType fonts (Pillow's bundled
    scalable font if there are none), white on black, fitted in a 20x20 box and centred
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,7 @@ PNEUMONIA = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "medmnist" / "pneumoniamnist.npz"
 )
 SCORES = ("max-softmax", "energy", "fitted")
+CHARACTER_SET = "letters & symbols"
 
 # Characters that look like a digit in some common handwriting or typeface, left out so
 # that the set measures "not a digit" rather than "a digit in disguise":
@@ -93,13 +97,18 @@ def mnist_frame(glyph: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def characters(count: int, seed: int) -> torch.Tensor:
-    """Letters and symbols in MNIST framing: random font, thickness, rotation and position."""
+def characters(count: int, seed: int) -> tuple[torch.Tensor, list[str]]:
+    """Letters and symbols in MNIST framing: random font, thickness, rotation and position.
+
+    Returns the images and the character drawn in each.
+    """
     rng = np.random.default_rng(seed)
     faces = fonts(72)
     images = np.zeros((count, 28, 28), np.uint8)
+    drawn: list[str] = []
     for index in range(count):
         char = CHARACTERS[rng.integers(len(CHARACTERS))]
+        drawn.append(char)
         face = faces[rng.integers(len(faces))]
         canvas = Image.new("L", (160, 160), 0)
         draw = ImageDraw.Draw(canvas)
@@ -109,7 +118,7 @@ def characters(count: int, seed: int) -> torch.Tensor:
         )
         canvas = canvas.rotate(float(rng.uniform(-20, 20)), resample=Image.Resampling.BILINEAR)
         images[index] = mnist_frame(np.asarray(canvas), rng)
-    return torch.from_numpy(images).unsqueeze(1)
+    return torch.from_numpy(images).unsqueeze(1), drawn
 
 
 def noise(count: int, seed: int) -> torch.Tensor:
@@ -172,7 +181,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="smoke test: tiny training, 200 images a set"
     )
     parser.add_argument(
-        "--out", type=Path, default=RESULTS_DIR, help="folder for ood.json and ood.txt"
+        "--out",
+        type=Path,
+        default=RESULTS_DIR,
+        help="folder for ood.json, ood.txt and ood_accepted.png",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -199,8 +211,13 @@ def compare(
     train: digitrec.ImageDataset,
     test: digitrec.ImageDataset,
     sets: dict[str, torch.Tensor],
+    kinds: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Score ``test`` and every set three ways; return the metrics and the detector's facts."""
+    """Score ``test`` and every set three ways; return the metrics and the detector's facts.
+
+    ``kinds``: the character of each image of the letters and symbols, when that set
+    is among ``sets``.
+    """
     # A model that carries statistics (the bundled ones) is scored with its own;
     # others get statistics fitted here, on the training images.
     shipped = getattr(model, "ood", None)
@@ -225,11 +242,13 @@ def compare(
     finally:
         model.ood = shipped
     per_set: dict[str, dict[str, dict[str, float]]] = {}
+    accepted: dict[str, torch.Tensor] = {}
     for name, outside in outsides.items():
         per_set[name] = {}
         for score in SCORES:
             auroc, fpr = digitrec.ood_metrics(inside[score], outside[score])
             per_set[name][score] = {"auroc": auroc, "fpr_at_95_tpr": fpr}
+        accepted[name] = outside["fitted"] <= detector.threshold
     return {
         "test_accuracy": accuracy,
         "test_accepted_by_threshold": float(
@@ -242,7 +261,53 @@ def compare(
         ),
         "detector": detector.description(),
         "sets": per_set,
+        "accepted_by_threshold": {
+            name: float(mask.double().mean()) for name, mask in accepted.items()
+        },
+        "accepted_characters": accepted_characters(accepted[CHARACTER_SET], kinds)
+        if kinds is not None
+        else None,
+        "_accepted_mask": accepted.get(CHARACTER_SET),
     }
+
+
+def accepted_characters(mask: torch.Tensor, kinds: list[str]) -> list[dict[str, Any]]:
+    """Per character: how many of its images the fitted threshold accepts, most often first."""
+    totals = Counter(kinds)
+    passed = Counter(kind for kind, ok in zip(kinds, mask.tolist(), strict=True) if ok)
+    rows = [
+        {"character": char, "accepted": passed[char], "images": totals[char]}
+        for char in totals
+        if passed[char]
+    ]
+    return sorted(
+        rows, key=lambda row: (-row["accepted"] / row["images"], -row["accepted"], row["character"])
+    )
+
+
+def accepted_line(result: dict[str, Any], shown: int = 12) -> str:
+    """What the fitted threshold lets through of the letters and symbols, by character."""
+    rows = result["accepted_characters"] or []
+    share = result["accepted_by_threshold"][CHARACTER_SET]
+    most = ", ".join(f"{r['character']} {r['accepted']}/{r['images']}" for r in rows[:shown])
+    return (
+        f"The fitted threshold accepts {share:.1%} of the letters & symbols; by character, "
+        f"most often: {most or 'none'} ({len(rows)} characters in all)"
+    )
+
+
+def accepted_grid(sets: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> Image.Image:
+    """One row of up to 24 accepted letters and symbols per model, 3x enlarged, grey gaps."""
+    images = sets[CHARACTER_SET]
+    columns, cell = 24, 30
+    grid = np.full((cell * len(masks), cell * columns), 64, np.uint8)
+    for row, mask in enumerate(masks.values()):
+        chosen = torch.nonzero(mask).flatten()[:columns].tolist()
+        for column, index in enumerate(chosen):
+            top, left = row * cell + 1, column * cell + 1
+            grid[top : top + 28, left : left + 28] = images[index, 0].numpy()
+    picture = Image.fromarray(grid)
+    return picture.resize((picture.width * 3, picture.height * 3), Image.Resampling.NEAREST)
 
 
 def table(result: dict[str, Any]) -> str:
@@ -262,12 +327,14 @@ def main(argv: list[str] | None = None) -> int:
         print(text, flush=True)
         lines.append(text)
 
+    args.out.mkdir(parents=True, exist_ok=True)
     say(machine_line())
     train, test = digitrec.load_mnist("train"), digitrec.load_mnist("test")
     cnn_train = train[:500] if args.quick else train
     count = args.images
+    glyphs, kinds = characters(count, seed=1)
     sets = {
-        "letters & symbols": characters(count, seed=1),
+        CHARACTER_SET: glyphs,
         "noise": noise(count, seed=2),
         "blank & near-blank": blank(count, seed=3),
         "scribbles": scribbles(count, seed=4),
@@ -281,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, Any] = {}
     models: dict[str, tuple[digitrec.DigitClassifier, str]] = {}
+    masks: dict[str, torch.Tensor] = {}
     if args.model is not None:
         models["cnn"] = (digitrec.load(args.model), f"loaded from {args.model}")
     else:
@@ -296,8 +364,13 @@ def main(argv: list[str] | None = None) -> int:
         models["mlp"] = (mlp, f"trained {1 if args.quick else 10} epochs in {seconds:.0f} s")
     for name, (model, how) in models.items():
         result = compare(
-            model, train[:2000] if args.quick else train, test[:2000] if args.quick else test, sets
+            model,
+            train[:2000] if args.quick else train,
+            test[:2000] if args.quick else test,
+            sets,
+            kinds,
         )
+        masks[name] = result.pop("_accepted_mask")
         result["model"] = how
         results[f"mnist-{name}"] = result
         say()
@@ -312,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         say(table(result))
+        say(accepted_line(result))
+    accepted_grid(sets, masks).save(args.out / "ood_accepted.png")
     if has_pneumonia:
         xray_train = digitrec.ImageDataset.from_npz(args.pneumonia, "train")
         xray_test = digitrec.ImageDataset.from_npz(args.pneumonia, "test")
@@ -320,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             "cnn", xray_train[:300] if args.quick else xray_train, xray_epochs, 2
         )
         result = compare(xray, xray_train, xray_test, {"MNIST digits": test.images[:count]})
+        result.pop("_accepted_mask")
         result["model"] = f"trained {xray_epochs or 15} epochs in {seconds:.0f} s"
         results["pneumonia-cnn"] = result
         say()

@@ -10,6 +10,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from PIL import Image
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -162,6 +163,21 @@ def test_ood(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name, model in models.items():
         for kind, scores in model["sets"].items():
             assert scores["fitted"]["auroc"] > scores["max-softmax"]["auroc"], (name, kind)
+    # The per-character count of accepted letters and symbols adds up to the set's share.
+    module = load("bench_ood", monkeypatch)
+    images = result["settings"]["images_per_set"]
+    for name in ("mnist-cnn", "mnist-mlp"):
+        rows = models[name]["accepted_characters"]
+        share = models[name]["accepted_by_threshold"]["letters & symbols"]
+        assert sum(row["accepted"] for row in rows) == round(share * images)
+        assert all(0 < row["accepted"] <= row["images"] for row in rows)
+        assert {row["character"] for row in rows} <= set(module.CHARACTERS)
+        shares = [row["accepted"] / row["images"] for row in rows]
+        assert shares == sorted(shares, reverse=True)
+    if "pneumonia-cnn" in models:  # only with ../shared's PneumoniaMNIST
+        assert models["pneumonia-cnn"]["accepted_characters"] is None
+    with Image.open(tmp_path / "ood_accepted.png") as picture:
+        assert picture.size == (24 * 30 * 3, 2 * 30 * 3)  # a row of 24 per MNIST model
 
 
 def test_prepare_digits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
