@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import struct
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -51,14 +52,16 @@ def _blur(images: np.ndarray, passes: int) -> np.ndarray:
     """Box-blur ``(N, H, W)`` float images ``passes`` times (3x3, edges repeated)."""
     for _ in range(passes):
         padded = np.pad(images, ((0, 0), (1, 1), (1, 1)), mode="edge")
-        images = (
+        # sum() of nine arrays is an array (typeshed also allows its start value, the int 0).
+        total = cast(
+            "np.ndarray",
             sum(
                 padded[:, 1 + dy : padded.shape[1] - 1 + dy, 1 + dx : padded.shape[2] - 1 + dx]
                 for dy in (-1, 0, 1)
                 for dx in (-1, 0, 1)
-            )
-            / 9.0
+            ),
         )
+        images = total / 9.0
     return images
 
 
@@ -95,7 +98,9 @@ def synthetic_medical_arrays(seed: int = 0) -> dict[str, np.ndarray]:
 
 def write_synthetic_medical_npz(path: Path, seed: int = 0) -> Path:
     """Write :func:`synthetic_medical_arrays` to ``path`` as a MedMNIST ``.npz`` file."""
-    np.savez(path, **synthetic_medical_arrays(seed))
+    # Typed Any: numpy 2's stubs would match the arrays against savez's bool allow_pickle.
+    arrays: dict[str, Any] = synthetic_medical_arrays(seed)
+    np.savez(path, **arrays)
     return path
 
 

@@ -7,10 +7,15 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
-from sklearn.metrics import balanced_accuracy_score, recall_score, roc_auc_score
+from sklearn.metrics import (  # type: ignore[import-untyped]
+    balanced_accuracy_score,
+    recall_score,
+    roc_auc_score,
+)
 
 import digitrec
 from digitrec.evaluation import (
+    BootstrapMetric,
     bootstrap_ci,
     bootstrap_ci_from,
     choose_threshold,
@@ -52,7 +57,15 @@ def reference(name: str, probs: np.ndarray, labels: np.ndarray, positive: int) -
     return float((~actual)[~called].mean()) if (~called).any() else math.nan
 
 
-METRICS = ["accuracy", "balanced_accuracy", "auroc", "sensitivity", "specificity", "ppv", "npv"]
+METRICS: list[BootstrapMetric] = [
+    "accuracy",
+    "balanced_accuracy",
+    "auroc",
+    "sensitivity",
+    "specificity",
+    "ppv",
+    "npv",
+]
 
 
 @pytest.mark.parametrize("classes", [2, 3])

@@ -11,13 +11,14 @@ import torch
 
 import digitrec
 from digitrec.training import _engine
+from digitrec.training.callbacks import TrainerLike
 
 
 class _InterruptAfter(digitrec.Callback):
     def __init__(self, epochs: int) -> None:
         self.epochs = epochs
 
-    def on_epoch_end(self, trainer: digitrec.Trainer, history: digitrec.History) -> None:
+    def on_epoch_end(self, trainer: TrainerLike, history: digitrec.History) -> None:
         if history.epochs == self.epochs:
             raise KeyboardInterrupt
 
@@ -140,7 +141,7 @@ class _RecordCheckpointEpoch(digitrec.Callback):
         self.path = path
         self.seen: list[object] = []
 
-    def on_epoch_end(self, trainer: digitrec.Trainer, history: digitrec.History) -> None:
+    def on_epoch_end(self, trainer: TrainerLike, history: digitrec.History) -> None:
         self.seen.append(_header(self.path)["epoch"] if self.path.exists() else None)
 
 

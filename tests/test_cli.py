@@ -400,7 +400,7 @@ def test_export_torchscript(
     out_path = tmp_path / "mlp.pt"
     status, _, err = run(capsys, "export", model_path, out_path, "--format", "torchscript")
     assert status == 0, err
-    scripted = torch.jit.load(str(out_path))
+    scripted = torch.jit.load(str(out_path))  # type: ignore[no-untyped-call]
     images = mnist_test.images[:16]
     logits, probabilities = scripted(images)
     torch.testing.assert_close(probabilities, digitrec.predict_proba(model, images))

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import shutil
 import time
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -113,9 +115,9 @@ def test_download_needs_a_root() -> None:
 def test_download_without_torchvision_names_the_extra(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_find_spec = data_module.importlib.util.find_spec
+    real_find_spec = importlib.util.find_spec  # the function digitrec.data.mnist calls
     monkeypatch.setattr(
-        data_module.importlib.util,
+        importlib.util,
         "find_spec",
         lambda name, *a: None if name == "torchvision" else real_find_spec(name, *a),
     )
@@ -149,7 +151,9 @@ def test_from_idx_reads_any_pair(tmp_path: Path, compress: bool) -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32])
-def test_from_idx_accepts_wider_label_types(tmp_path: Path, dtype: type) -> None:
+def test_from_idx_accepts_wider_label_types(
+    tmp_path: Path, dtype: type[np.signedinteger[Any]]
+) -> None:
     labels = np.array([3, 1, 2], dtype=dtype)
     data = digitrec.ImageDataset.from_idx(
         write_idx(tmp_path / "i", np.zeros((3, 8, 8), np.uint8)), write_idx(tmp_path / "l", labels)
@@ -379,7 +383,12 @@ def test_indexing(mnist_test: digitrec.ImageDataset) -> None:
 
 
 def test_works_with_dataloader() -> None:
-    loader = torch.utils.data.DataLoader(_numbered(10), batch_size=4)
+    # ImageDataset is a map-style data set without subclassing torch's Dataset, whose type
+    # DataLoader's stubs ask for.
+    loader: torch.utils.data.DataLoader[tuple[torch.Tensor, Any]] = torch.utils.data.DataLoader(
+        _numbered(10),  # type: ignore[arg-type]
+        batch_size=4,
+    )
     images, labels = next(iter(loader))
     assert images.shape == (4, 1, 8, 8)
     assert labels.tolist() == [0, 1, 2, 3]
@@ -466,7 +475,7 @@ class _Explode:
         self.path = path
 
     def __reduce__(self) -> tuple[object, tuple[str, str]]:
-        return (Path.write_text, (self.path, "pwned"))  # type: ignore[return-value]
+        return (Path.write_text, (self.path, "pwned"))
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,7 @@ def test_fused_step_matches_autograd_sgd(
         fused_loss = fused(images[batch], labels[batch], lr)
         plain_loss = plain(images[batch], labels[batch], lr)
         torch.testing.assert_close(fused_loss, plain_loss, rtol=1e-5, atol=1e-4)
+    mine: torch.Tensor
     for mine, reference in zip(fused_model.parameters(), plain_model.parameters(), strict=True):
         torch.testing.assert_close(mine, reference, rtol=1e-4, atol=1e-5)
     # The momentum buffers line up with model.parameters(), as torch.optim.SGD's state does.

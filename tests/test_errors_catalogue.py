@@ -104,10 +104,10 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 def _dicom_without_pixels(folder: Path) -> Path:
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.7")
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     dataset = Dataset()
@@ -208,7 +208,7 @@ CASES: list[tuple[str, Call, type[Exception], str]] = [
     ),
     (
         "image: not a model",
-        lambda e: digitrec.get_predicted_label(torch.nn.Linear(2, 2), torch.zeros(28, 28)),
+        lambda e: digitrec.get_predicted_label(torch.nn.Linear(2, 2), torch.zeros(28, 28)),  # type: ignore[arg-type]
         T,
         "DigitClassifier",
     ),
@@ -291,7 +291,7 @@ CASES: list[tuple[str, Call, type[Exception], str]] = [
     ("data: empty", lambda e: digitrec.evaluate_accuracy(e.mlp, e.data[:0]), V, "holds no images"),
     (
         "data: not a data set",
-        lambda e: digitrec.evaluate(e.mlp, (e.data.images, e.data.labels)),
+        lambda e: digitrec.evaluate(e.mlp, (e.data.images, e.data.labels)),  # type: ignore[arg-type]
         T,
         "ImageDataset.*tuple",
     ),
@@ -435,7 +435,7 @@ CASES: list[tuple[str, Call, type[Exception], str]] = [
     ),
     (
         "trainer: optimizer name",
-        lambda e: digitrec.Trainer(e.mlp, optimizer="rmsprop"),
+        lambda e: digitrec.Trainer(e.mlp, optimizer="rmsprop"),  # type: ignore[arg-type]
         V,
         r"one of \('sgd', 'adam', 'adamw'\), got 'rmsprop'",
     ),
@@ -453,16 +453,16 @@ CASES: list[tuple[str, Call, type[Exception], str]] = [
     ),
     (
         "trainer: batch_size float",
-        lambda e: digitrec.Trainer(e.mlp, batch_size=64.0),
+        lambda e: digitrec.Trainer(e.mlp, batch_size=64.0),  # type: ignore[arg-type]
         V,
         "batch_size must be a positive integer, got 64.0",
-    ),  # type: ignore[arg-type]
+    ),
     (
         "model: architecture name",
         lambda e: digitrec.DigitClassifier("vgg"),
         V,
         r"arch must be one of \('mlp', 'cnn', 'resnet'\) or a name registered.*got 'vgg'",
-    ),  # type: ignore[arg-type]
+    ),
     (
         "model: 2 channels",
         lambda e: digitrec.DigitClassifier(input_shape=(2, 28, 28)),
@@ -483,23 +483,23 @@ CASES: list[tuple[str, Call, type[Exception], str]] = [
     ),
     (
         "device: wrong type",
-        lambda e: digitrec.predict(e.mlp, e.data, device=3),
+        lambda e: digitrec.predict(e.mlp, e.data, device=3),  # type: ignore[arg-type]
         T,
         "str or torch.device, got int",
-    ),  # type: ignore[arg-type]
+    ),
     (
         "callback: not a callback",
-        lambda e: digitrec.Trainer(e.mlp, callbacks=[print]),
+        lambda e: digitrec.Trainer(e.mlp, callbacks=[print]),  # type: ignore[list-item]
         T,
         "Callback",
-    ),  # type: ignore[list-item]
+    ),
     # --- files ---------------------------------------------------------------------------------
     (
         "mnist: unknown split",
-        lambda e: digitrec.load_mnist("valid"),
+        lambda e: digitrec.load_mnist("valid"),  # type: ignore[arg-type]
         V,
         r"'train' or 'test', got 'valid'",
-    ),  # type: ignore[arg-type]
+    ),
     (
         "mnist: empty root",
         lambda e: digitrec.load_mnist("test", root=e.folder),
@@ -582,10 +582,10 @@ CASES: list[tuple[str, Call, type[Exception], str]] = [
     ),
     (
         "npz: split name",
-        lambda e: digitrec.ImageDataset.from_npz(e.folder / "nolabels.npz", "validation"),
+        lambda e: digitrec.ImageDataset.from_npz(e.folder / "nolabels.npz", "validation"),  # type: ignore[arg-type]
         V,
         r"\('train', 'val', 'test'\), got 'validation'",
-    ),  # type: ignore[arg-type]
+    ),
     (
         "model file: missing",
         lambda e: digitrec.load(e.folder / "none.safetensors"),

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-import sklearn.metrics as sklearn_metrics
+import sklearn.metrics as sklearn_metrics  # type: ignore[import-untyped]
 import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -221,7 +221,10 @@ def test_calibrate_minimises_validation_nll(
         assert float(trained.temperature) == temperature
         # The optimum: no temperature on a fine grid does better on val.
         logits = torch.log(digitrec.predict_proba(trained, val).double()) * temperature
-        nll = lambda t: float(torch.nn.functional.cross_entropy(logits / t, val.labels))  # noqa: E731
+
+        def nll(t: float) -> float:
+            return float(torch.nn.functional.cross_entropy(logits / t, val.labels))
+
         grid = np.exp(np.linspace(np.log(temperature) - 0.5, np.log(temperature) + 0.5, 201))
         assert nll(temperature) <= min(nll(t) for t in grid) + 1e-6
         # Labels stay; probabilities change.

@@ -260,6 +260,7 @@ def test_baseline_forms(mlp: digitrec.DigitClassifier, pixels: torch.Tensor) -> 
 def test_modes_are_restored_and_no_parameter_gradient_is_left(
     cnn: digitrec.DigitClassifier, pixels: torch.Tensor, method: ExplainMethod
 ) -> None:
+    assert isinstance(cnn.network, torch.nn.Sequential)
     batch_norm = cnn.network[1]
     assert isinstance(batch_norm, torch.nn.BatchNorm2d)
     cnn.train()

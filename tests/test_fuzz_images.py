@@ -112,7 +112,9 @@ def test_read_image(kind: str) -> None:
 def test_read_dicom(name: str) -> None:
     from pydicom.data import get_testdata_file
 
-    with open(get_testdata_file(name), "rb") as stream:
+    path = get_testdata_file(name)
+    assert isinstance(path, str)
+    with open(path, "rb") as stream:
         seed = stream.read()
     assert _fuzz(seed, read_dicom) >= 150
     assert _fuzz(seed, read_image) >= 150

@@ -190,6 +190,7 @@ def test_restores_mode_and_grad(
 
 def test_restores_mixed_module_modes(trained: digitrec.DigitClassifier) -> None:
     trained.eval()
+    assert isinstance(trained.network, torch.nn.Sequential)
     trained.network[1].train()  # a user's mixed state: one layer in train mode
     digitrec.predict(trained, torch.zeros(2, 28, 28))
     assert [module.training for module in trained.modules()] == [
@@ -229,6 +230,7 @@ def test_prediction_from_several_threads_on_one_model_in_train_mode(
             errors.append(error)
 
     trained_cnn.train()
+    assert isinstance(trained_cnn.network, torch.nn.Sequential)
     trained_cnn.network[1].eval()  # a mixed state, which must come back as it was
     modes = _modes(trained_cnn)
     threads = [threading.Thread(target=work, args=(index,)) for index in range(threads_count)]
@@ -293,8 +295,10 @@ def test_abstention_rejects_bad_thresholds(threshold: object) -> None:
         digitrec.InvalidInputError, match=r"min_confidence must be a finite number in \[0, 1\]"
     ):
         digitrec.predict_or_abstain(
-            _shared_model(), torch.zeros(2, 28, 28), min_confidence=threshold
-        )  # type: ignore[arg-type]
+            _shared_model(),
+            torch.zeros(2, 28, 28),
+            min_confidence=threshold,  # type: ignore[arg-type]
+        )
 
 
 def test_predict_proba_applies_the_temperature() -> None:

@@ -77,8 +77,23 @@ def linear(values: np.ndarray, center: float, width: float) -> np.ndarray:
     return np.clip((values - (center - 0.5)) / (width - 1) + 0.5, 0, 1)
 
 
-def ct(**elements: object) -> bytes:
-    return dicom(STORED, bits_stored=12, RescaleSlope=2, RescaleIntercept=-1024, **elements)
+def ct(*, photometric: str = "MONOCHROME2", preamble: bool = True, **elements: object) -> bytes:
+    return dicom(
+        STORED,
+        photometric=photometric,
+        bits_stored=12,
+        preamble=preamble,
+        RescaleSlope=2,
+        RescaleIntercept=-1024,
+        **elements,
+    )
+
+
+def pydicom_file(name: str) -> str:
+    """The path of one of pydicom's test files."""
+    path = get_testdata_file(name)
+    assert isinstance(path, str), name
+    return path
 
 
 def values(image: torch.Tensor) -> np.ndarray:
@@ -163,14 +178,14 @@ def test_rgb() -> None:
 
 @pytest.mark.parametrize("name", ["examples_palette.dcm", "SC_ybr_full_422_uncompressed.dcm"])
 def test_palette_and_ybr_become_rgb(name: str) -> None:
-    image = read_dicom(get_testdata_file(name))
+    image = read_dicom(pydicom_file(name))
     assert image.shape[0] == 3
     assert 0 <= float(image.min()) < float(image.max()) <= 1
 
 
 @pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm"])
 def test_pydicom_test_files(name: str) -> None:
-    image = read_dicom(get_testdata_file(name))
+    image = read_dicom(pydicom_file(name))
     assert image.dtype == torch.float32
     assert image.shape[0] == 1
     assert 0 <= float(image.min()) < float(image.max()) <= 1
@@ -196,7 +211,7 @@ def test_single_frame_accepts_frame_0() -> None:
 
 
 def test_no_pixel_data() -> None:
-    data = get_testdata_file("rtplan.dcm")
+    data = pydicom_file("rtplan.dcm")
     with pytest.raises(DataFileError, match=r"rtplan\.dcm.*no pixel data"):
         read_dicom(data)
 
@@ -220,8 +235,8 @@ def test_undecodable_transfer_syntax_names_it() -> None:
 
 def test_compressed_file_decodes_with_a_plugin() -> None:
     pytest.importorskip("libjpeg", reason="JPEG-LS needs pylibjpeg-libjpeg")
-    image = read_dicom(get_testdata_file("MR_small_jpeg_ls_lossless.dcm"))
-    reference = read_dicom(get_testdata_file("MR_small.dcm"))
+    image = read_dicom(pydicom_file("MR_small_jpeg_ls_lossless.dcm"))
+    reference = read_dicom(pydicom_file("MR_small.dcm"))
     assert torch.allclose(image, reference, atol=1e-6)
 
 

@@ -273,7 +273,7 @@ def _multilabel_dataset(images: torch.Tensor, labels: torch.Tensor) -> digitrec.
     # ImageDataset holds (N,) labels today; until data/ accepts (N, L) 0/1 labels, build
     # one around a valid set and swap in the multilabel tensor.
     data = digitrec.ImageDataset(images, torch.zeros(len(images), dtype=torch.int64))
-    data._labels = labels  # type: ignore[misc]
+    data._labels = labels
     return data
 
 

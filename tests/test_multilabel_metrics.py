@@ -10,7 +10,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.metrics import recall_score, roc_auc_score
+from sklearn.metrics import recall_score, roc_auc_score  # type: ignore[import-untyped]
 from torchmetrics.functional.classification import binary_calibration_error
 
 import digitrec

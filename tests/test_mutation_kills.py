@@ -711,7 +711,7 @@ def test_report_auroc_is_nan_with_one_class_and_macro_over_present_classes(
     two = digitrec.ImageDataset(images, labels)
     report = digitrec.evaluate(small_model, two)
     probs = digitrec.predict_proba(small_model, two).double().numpy()
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped]
 
     expected = np.mean([roc_auc_score(labels.numpy() == k, probs[:, k]) for k in (0, 2)])
     assert report.auroc == pytest.approx(expected, abs=1e-6)
@@ -743,7 +743,10 @@ def test_calibrate_sets_the_buffer_and_leaves_predictions(
         assert float(small_model.temperature) == temperature
         assert torch.equal(digitrec.predict(small_model, data.images), before)
         logits = torch.log(digitrec.predict_proba(small_model, data).double()) * temperature
-        nll = lambda t: float(torch.nn.functional.cross_entropy(logits / t, data.labels))  # noqa: E731
+
+        def nll(t: float) -> float:
+            return float(torch.nn.functional.cross_entropy(logits / t, data.labels))
+
         for factor in (0.9, 1.1):
             assert nll(temperature) <= nll(temperature * factor)
         with pytest.raises(InvalidInputError, match="batch_size"):

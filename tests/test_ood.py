@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import roc_auc_score, roc_curve  # type: ignore[import-untyped]
 
 import digitrec
 from digitrec import OODDetector, fit_ood, ood_metrics, ood_scores
@@ -369,6 +369,7 @@ def test_report_measures_separation_from_an_ood_set(
     report = digitrec.evaluate(model, test, ood=outside)
     expected = ood_metrics(ood_scores(model, test), ood_scores(model, outside))
     assert (report.ood_auroc, report.ood_fpr_at_95_tpr) == expected
+    assert report.ood_auroc is not None
     assert report.ood_auroc > 0.99
     assert "out-of-distribution set: AUROC" in str(report)
     assert digitrec.evaluate(model, test).ood_auroc is None
@@ -382,6 +383,7 @@ def test_weights_key_sees_writes_to_channels_last_convolutions() -> None:
     from digitrec.models._ood_features import weights_key
 
     model = digitrec.DigitClassifier("cnn", seed=0)
+    assert isinstance(model.network, torch.nn.Sequential)
     convs = [m for m in model.network if isinstance(m, torch.nn.Conv2d)]
     weight = convs[-1].weight
     assert weight.is_contiguous(memory_format=torch.channels_last)

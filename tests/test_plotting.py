@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -18,8 +19,8 @@ def test_loss_curve(tmp_path: Path) -> None:
         digitrec.History(train_loss=[0.9, 0.4, 0.2], val_accuracy=[0.8, 0.9, 0.95])
     )
     line = figure.axes[0].get_lines()[0]
-    assert list(line.get_ydata()) == [0.9, 0.4, 0.2]
-    assert list(line.get_xdata()) == [1, 2, 3]
+    assert list(np.asarray(line.get_ydata())) == [0.9, 0.4, 0.2]
+    assert list(np.asarray(line.get_xdata())) == [1, 2, 3]
     assert figure.axes[1].get_ylabel() == "validation accuracy (%)"
     figure.savefig(tmp_path / "loss.png")
     assert (tmp_path / "loss.png").read_bytes().startswith(PNG_SIGNATURE)

@@ -48,7 +48,9 @@ def ink_extent(image: torch.Tensor, level: float = 0.3) -> tuple[int, int]:
     return int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
 
 
-def embed(digit: torch.Tensor, height: int, width: int, top: int, left: int, scale: float):
+def embed(
+    digit: torch.Tensor, height: int, width: int, top: int, left: int, scale: float
+) -> torch.Tensor:
     """Paste a white-on-black digit, rescaled, onto a black canvas."""
     size = max(8, round(28 * scale))
     resized = F.interpolate(
@@ -397,7 +399,7 @@ def test_the_result_is_an_ordinary_tensor_that_autograd_can_use(digits: torch.Te
     prepared = prepare_digits(digits)
     assert not torch.is_inference(prepared)
     weight = torch.ones(1, requires_grad=True)
-    (prepared * weight).sum().backward()
+    torch.autograd.backward((prepared * weight).sum())
     assert weight.grad is not None
     assert torch.isclose(weight.grad, prepared.sum().reshape(1)).all()
     with torch.inference_mode():

@@ -13,6 +13,7 @@ import struct
 import threading
 import tracemalloc
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -26,6 +27,17 @@ from digitrec.training import _engine
 @pytest.fixture(scope="module")
 def small(mnist_train: digitrec.ImageDataset) -> digitrec.ImageDataset:
     return mnist_train[:1280]
+
+
+_Layer = TypeVar("_Layer", bound=torch.nn.Module)
+
+
+def _layer(model: digitrec.DigitClassifier, index: int, kind: type[_Layer]) -> _Layer:
+    """The layer at ``index`` of the model's built-in ``nn.Sequential`` network."""
+    assert isinstance(model.network, torch.nn.Sequential)
+    layer = model.network[index]
+    assert isinstance(layer, kind)
+    return layer
 
 
 def _weights(model: torch.nn.Module) -> list[torch.Tensor]:
@@ -107,9 +119,9 @@ def _train_in_a_group(rank: int, folder: str, distributed: bool | None) -> None:
 def test_fit_joins_a_process_group_only_when_asked(
     tmp_path: Path, distributed: bool | None, world_size: str
 ) -> None:
-    import torch.multiprocessing as mp
+    from torch.multiprocessing.spawn import spawn
 
-    mp.spawn(_train_in_a_group, args=(str(tmp_path), distributed), nprocs=2)
+    spawn(_train_in_a_group, args=(str(tmp_path), distributed), nprocs=2)  # type: ignore[no-untyped-call]
     assert [(tmp_path / f"rank{r}").read_text() for r in (0, 1)] == [world_size] * 2
 
 
@@ -128,12 +140,14 @@ def test_fused_step_steps_aside_for_frozen_layers_and_overrides(
     small: digitrec.ImageDataset,
 ) -> None:
     frozen = digitrec.DigitClassifier(seed=0)
-    frozen.network[1].weight.requires_grad_(False)
-    before = frozen.network[1].weight.detach().clone()
+    _layer(frozen, 1, torch.nn.Linear).weight.requires_grad_(False)
+    before = _layer(frozen, 1, torch.nn.Linear).weight.detach().clone()
     trainer = digitrec.Trainer(frozen, epochs=1, progress=False)
     trainer.fit(small[:256])
-    assert torch.equal(frozen.network[1].weight, before)
-    assert not torch.equal(frozen.network[3].weight, _weights(digitrec.DigitClassifier(seed=0))[2])
+    assert torch.equal(_layer(frozen, 1, torch.nn.Linear).weight, before)
+    assert not torch.equal(
+        _layer(frozen, 3, torch.nn.Linear).weight, _weights(digitrec.DigitClassifier(seed=0))[2]
+    )
     assert _engine.fusable_linears(_Doubled(seed=0)) is None
     assert _engine.fusable_linears(digitrec.DigitClassifier(seed=0)) is not None
 
@@ -143,9 +157,9 @@ def test_prediction_defaults_to_the_models_device(monkeypatch: pytest.MonkeyPatc
     moved: list[object] = []
     original_to = torch.nn.Module.to
 
-    def spy(self: torch.nn.Module, *args: object, **kwargs: object) -> torch.nn.Module:
+    def spy(self: torch.nn.Module, *args: Any, **kwargs: Any) -> torch.nn.Module:
         moved.append(args)
-        return original_to(self, *args, **kwargs)  # type: ignore[arg-type]
+        return original_to(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.nn.Module, "to", spy)
     # A model on the "meta" device stands for one on a GPU: the default must not move it.
@@ -170,7 +184,7 @@ def test_threads_with_eval_models_do_not_wait_for_each_other() -> None:
             inside.set()
             assert release.wait(10)
 
-    handle = first.network[1].register_forward_hook(block)
+    handle = _layer(first, 1, torch.nn.Linear).register_forward_hook(block)
     blocked = threading.Thread(target=digitrec.predict, args=(first, torch.zeros(1, 28, 28)))
     blocker.append(blocked)
     blocked.start()
@@ -198,11 +212,11 @@ def test_saved_files_get_the_umask_mode(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
-def _model_file_with_header(path: Path, header: object) -> Path:
+def _model_file_with_header(path: Path, header: str) -> Path:
     tensors = digitrec.DigitClassifier(seed=0).state_dict()
     from safetensors.torch import save
 
-    path.write_bytes(save(dict(tensors), metadata={"digitrec": header}))  # type: ignore[arg-type]
+    path.write_bytes(save(dict(tensors), metadata={"digitrec": header}))
     return path
 
 
@@ -274,4 +288,4 @@ def test_sixteen_bit_png_is_read_at_full_depth(tmp_path: Path) -> None:
     assert torch.equal(
         torch.round(pixels[0] * 65535).to(torch.int64), torch.from_numpy(ramp.astype(np.int64))
     )
-    assert int(pixels.unique().numel()) == 28 * 28  # no two levels merged into one byte
+    assert int(torch.unique(pixels).numel()) == 28 * 28  # no two levels merged into one byte

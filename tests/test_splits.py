@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ PNEUMONIA = (
 
 
 def make(
-    labels: list[int] | np.ndarray, groups: list[object] | None = None
+    labels: list[int] | np.ndarray, groups: Sequence[object] | None = None
 ) -> digitrec.ImageDataset:
     labels = np.asarray(labels)
     # Each image's first pixel is its index, so parts can be traced back to the original.
@@ -30,6 +31,12 @@ def make(
     return digitrec.ImageDataset.from_arrays(images, labels, groups=groups)
 
 
+def group_names(data: digitrec.ImageDataset) -> list[str]:
+    assert data.groups is not None
+    names: list[str] = data.groups.tolist()
+    return names
+
+
 def ids(data: digitrec.ImageDataset) -> list[int]:
     return (data.images[:, 0, 0, 0].long() + 256 * data.images[:, 0, 0, 1].long()).tolist()
 
@@ -37,11 +44,11 @@ def ids(data: digitrec.ImageDataset) -> list[int]:
 def test_groups_travel_through_indexing_and_split() -> None:
     data = make([0, 1, 0, 1, 1], groups=["a", "b", "b", "c", "d"])
     assert data.groups is not None
-    assert data[[4, 0]].groups.tolist() == ["d", "a"]
-    assert data[torch.tensor([True, False, False, False, True])].groups.tolist() == ["a", "d"]
-    assert data[1:3].groups.tolist() == ["b", "b"]
+    assert group_names(data[[4, 0]]) == ["d", "a"]
+    assert group_names(data[torch.tensor([True, False, False, False, True])]) == ["a", "d"]
+    assert group_names(data[1:3]) == ["b", "b"]
     train, val = data.split(2, seed=1)
-    assert sorted(train.groups.tolist() + val.groups.tolist()) == ["a", "b", "b", "c", "d"]
+    assert sorted(group_names(train) + group_names(val)) == ["a", "b", "b", "c", "d"]
     assert data.with_groups(None).groups is None
     assert "groups=4" in repr(data)
     with pytest.raises(ValueError, match="read-only"):

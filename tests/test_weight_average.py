@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 import digitrec
-from digitrec.training._engine import AutogradStep, FusedMLPStep
+from digitrec.training._engine import AutogradStep, FusedMLPStep, Step
+from digitrec.training.callbacks import TrainerLike
 
 DECAY = 0.9
 
 
 class _Interrupt(digitrec.Callback):
-    def on_epoch_end(self, trainer: digitrec.Trainer, history: digitrec.History) -> None:
+    def on_epoch_end(self, trainer: TrainerLike, history: digitrec.History) -> None:
         if history.epochs == 1:
             raise KeyboardInterrupt
+
+
+class _RecordingStep:
+    """A training step that calls ``record`` after each update of the step it wraps."""
+
+    def __init__(self, step: Step, record: Callable[[], None]) -> None:
+        self._step = step
+        self._record = record
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, lr: float) -> torch.Tensor:
+        loss = self._step(images, labels, lr)
+        self._record()
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        return self._step.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._step.load_state_dict(state)
 
 
 class _RecordSteps(digitrec.Callback):
@@ -26,19 +48,17 @@ class _RecordSteps(digitrec.Callback):
     def __init__(self) -> None:
         self.states: list[dict[str, torch.Tensor]] = []
 
-    def on_fit_start(self, trainer: digitrec.Trainer, history: digitrec.History) -> None:
+    def on_fit_start(self, trainer: TrainerLike, history: digitrec.History) -> None:
+        assert isinstance(trainer, digitrec.Trainer)
         run = trainer._run
         assert run is not None
-        step = run.update
 
-        def update(images: torch.Tensor, labels: torch.Tensor, lr: float) -> torch.Tensor:
-            loss = step(images, labels, lr)
+        def record() -> None:
             self.states.append(
                 {k: v.detach().double().clone() for k, v in trainer.model.state_dict().items()}
             )
-            return loss
 
-        run.update = update
+        run.update = _RecordingStep(run.update, record)
 
 
 @pytest.fixture(scope="module")
@@ -124,4 +144,4 @@ def test_the_setting_is_recorded_and_checked() -> None:
     assert digitrec.RECIPES["cnn"].to_dict()["ema_decay"] is None
     for bad in (1.0, -0.1, float("nan"), "0.9"):
         with pytest.raises(digitrec.InvalidInputError, match="ema_decay"):
-            replace(digitrec.RECIPES["cnn"], ema_decay=bad)
+            replace(digitrec.RECIPES["cnn"], ema_decay=bad)  # type: ignore[arg-type]
