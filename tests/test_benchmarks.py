@@ -176,6 +176,11 @@ def test_ood(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         assert shares == sorted(shares, reverse=True)
     if "pneumonia-cnn" in models:  # only with ../shared's PneumoniaMNIST
         assert models["pneumonia-cnn"]["accepted_characters"] is None
+    # The cnn scored again with statistics fitted on the largest bank the run allows.
+    large = models["mnist-cnn-large-bank"]
+    assert large["statistics"] == "fitted here"
+    assert large["detector"]["bank_size"] == large["detector"]["fit_images"] == 1800
+    assert result["settings"]["large_bank"] == 20_000
     with Image.open(tmp_path / "ood_accepted.png") as picture:
         assert picture.size == (24 * 30 * 3, 2 * 30 * 3)  # a row of 24 per MNIST model
 

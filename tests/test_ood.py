@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
@@ -74,6 +74,33 @@ def test_statistics_are_small(detector: OODDetector) -> None:
     assert tensors["pixel_bank"].shape == (tensors["bank"].shape[0], 49)
     assert tensors["pixel_basis"].shape == (784, 80)
     assert tensors["class_precisions"].shape == (10, 80, 80)
+
+
+def test_a_larger_bank_keeps_the_smaller_one_and_is_nearer(
+    mlp: digitrec.DigitClassifier,
+    mnist_train: digitrec.ImageDataset,
+    mnist_test: digitrec.ImageDataset,
+) -> None:
+    from digitrec.models import _ood_features as of
+
+    data = mnist_train[:10_000]  # 9,000 images to fit on
+    small = fit_ood(mlp, data, bank_size=600)
+    large = fit_ood(mlp, data, bank_size=8000)  # beyond the first version's cap of 5,000
+    everything = fit_ood(mlp, data, bank_size=50_000)  # more than there are: all of them
+    assert large.state_tensors()["bank"].shape == (8000, 64 + 32)
+    assert everything.description()["bank_size"] == 9000
+    for name in ("bank", "pixel_bank"):
+        assert torch.equal(large.state_tensors()[name][:600], small.state_tensors()[name])
+    # Every image's nearest bank image can only come nearer as the bank grows.
+    images = mnist_test.images[:500]
+    features, _ = of.features_in_batches(mlp, images, torch.device("cpu"), 256)
+    nearest = [
+        of.Bank(d.state_tensors()["bank"]).kth_distance(features.network, 1)
+        for d in (small, large, everything)
+    ]
+    assert bool((nearest[1] <= nearest[0]).all())
+    assert bool((nearest[2] <= nearest[1]).all())
+    assert float(nearest[2].mean()) < float(nearest[0].mean())
 
 
 def test_energy_without_statistics(
@@ -403,6 +430,7 @@ def test_weights_key_sees_writes_to_channels_last_convolutions() -> None:
     k=st.integers(1, 40),
     seed=st.integers(0, 2**31 - 1),
 )
+@example(rows=1, width=1, queries=21, k=1, seed=24)  # a near-zero distance cdist subtracts
 def test_bank_distances_are_those_of_cdist(
     rows: int, width: int, queries: int, k: int, seed: int
 ) -> None:
@@ -412,9 +440,16 @@ def test_bank_distances_are_those_of_cdist(
     bank = torch.randn(rows, width, generator=generator).to(torch.float16)
     features = torch.randn(queries, width, generator=generator)
     k = min(k, rows)
-    expected = torch.cdist(features, bank.float()).kthvalue(k, dim=1).values
     got = Bank(bank).kth_distance(features, k)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    # The same computation as cdist's matrix-product form, which cdist picks for more
+    # than 25 rows (for fewer it subtracts directly)...
+    expected = torch.cdist(features, bank.float(), compute_mode="use_mm_for_euclid_dist")
+    torch.testing.assert_close(got, expected.kthvalue(k, dim=1).values, rtol=1e-5, atol=1e-5)
+    # ...and within float32 rounding of the squared norms of the direct difference: the
+    # product form cancels, so a nearly zero distance carries an absolute error there.
+    direct = (features[:, None, :] - bank.float()[None]).pow(2).sum(-1).kthvalue(k, dim=1).values
+    norms = features.pow(2).sum(-1) + bank.float().pow(2).sum(-1).max()
+    assert bool(((got.double() ** 2 - direct.double()).abs() <= 1e-6 * (1 + norms)).all())
 
 
 def test_a_sealed_model_is_checked_against_its_statistics_once(
