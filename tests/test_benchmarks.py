@@ -27,12 +27,12 @@ def load(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 
 def run_quick(
-    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *extra: str
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *extra: str, output: str = ""
 ) -> dict[str, Any]:
     module = load(name, monkeypatch)
     assert module.main(["--quick", "--out", str(tmp_path), *extra]) == 0
     result: dict[str, Any] = json.loads(
-        (tmp_path / f"{name.removeprefix('bench_')}.json").read_text()
+        (tmp_path / f"{output or name.removeprefix('bench_')}.json").read_text()
     )
     assert {"machine", "settings"} <= result.keys()
     assert result["settings"]["quick"] is True
@@ -183,6 +183,22 @@ def test_ood(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert result["settings"]["large_bank"] == 20_000
     with Image.open(tmp_path / "ood_accepted.png") as picture:
         assert picture.size == (24 * 30 * 3, 2 * 30 * 3)  # a row of 24 per MNIST model
+
+
+def test_screen_ood(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    result = run_quick("screen_ood", monkeypatch, tmp_path, output="ood_screen")
+    assert result["settings"]["seeds"] == [101, 102, 103, 104]  # never bench_ood's 1-4
+    for name in ("mnist-cnn", "mnist-mlp"):
+        rows = result["results"][name]
+        assert {"discriminator alone", "the four terms + tta_kl"} <= rows.keys()
+        for bank in (100, 400):
+            shipped = rows[f"the four terms, bank {bank}"]
+            assert shipped["noise"]["auroc"] >= 0.99, (name, bank)
+        # The shipped sum separates letters better than the logits' energy alone.
+        letters = "letters & symbols"
+        assert rows["the four terms, bank 400"][letters]["auroc"] > rows["energy"][letters]["auroc"]
+    text = (tmp_path / "ood_screen.txt").read_text()
+    assert "mnist-mlp (development sets, 100 images each" in text
 
 
 def test_prepare_digits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
