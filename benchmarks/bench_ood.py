@@ -223,8 +223,11 @@ def compare(
     sets: dict[str, torch.Tensor],
     kinds: list[str] | None = None,
     bank_size: int | None = None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], torch.Tensor | None]:
     """Score ``test`` and every set three ways; return the metrics and the detector's facts.
+
+    Also returns which letters and symbols the fitted threshold accepts, when that set
+    is among ``sets``.
 
     ``kinds``: the character of each image of the letters and symbols, when that set
     is among ``sets``. ``bank_size``: fit statistics here with kNN banks of that many
@@ -264,7 +267,7 @@ def compare(
             auroc, fpr = digitrec.ood_metrics(inside[score], outside[score])
             per_set[name][score] = {"auroc": auroc, "fpr_at_95_tpr": fpr}
         accepted[name] = outside["fitted"] <= detector.threshold
-    return {
+    facts: dict[str, Any] = {
         "test_accuracy": accuracy,
         "test_accepted_by_threshold": float(
             (inside["fitted"] <= detector.threshold).double().mean()
@@ -282,8 +285,8 @@ def compare(
         "accepted_characters": accepted_characters(accepted[CHARACTER_SET], kinds)
         if kinds is not None
         else None,
-        "_accepted_mask": accepted.get(CHARACTER_SET),
     }
+    return facts, accepted.get(CHARACTER_SET)
 
 
 def accepted_characters(mask: torch.Tensor, kinds: list[str]) -> list[dict[str, Any]]:
@@ -378,14 +381,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         models["mlp"] = (mlp, f"trained {1 if args.quick else 10} epochs in {seconds:.0f} s")
     for name, (model, how) in models.items():
-        result = compare(
+        result, mask = compare(
             model,
             train[:2000] if args.quick else train,
             test[:2000] if args.quick else test,
             sets,
             kinds,
         )
-        masks[name] = result.pop("_accepted_mask")
+        if mask is not None:
+            masks[name] = mask
         result["model"] = how
         results[f"mnist-{name}"] = result
         say()
@@ -404,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     accepted_grid(sets, masks).save(args.out / "ood_accepted.png")
     if args.large_bank:
         model, how = models["cnn"]
-        result = compare(
+        result, _ = compare(
             model,
             train[:2000] if args.quick else train,
             test[:2000] if args.quick else test,
@@ -412,7 +416,6 @@ def main(argv: list[str] | None = None) -> int:
             kinds,
             bank_size=args.large_bank,
         )
-        result.pop("_accepted_mask")
         result["model"] = how
         results["mnist-cnn-large-bank"] = result
         banked = result["detector"]["bank_size"]
@@ -433,8 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         xray, seconds = train_model(
             "cnn", xray_train[:300] if args.quick else xray_train, xray_epochs, 2
         )
-        result = compare(xray, xray_train, xray_test, {"MNIST digits": test.images[:count]})
-        result.pop("_accepted_mask")
+        result, _ = compare(xray, xray_train, xray_test, {"MNIST digits": test.images[:count]})
         result["model"] = f"trained {xray_epochs or 15} epochs in {seconds:.0f} s"
         results["pneumonia-cnn"] = result
         say()
