@@ -71,3 +71,20 @@ def write_json(out_dir: Path, name: str, results: Mapping[str, Any]) -> Path:
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+class Transcript:
+    """What a benchmark prints, kept to be written beside its JSON as a ``.txt``."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def say(self, text: str = "") -> None:
+        print(text, flush=True)
+        self.lines.append(text)
+
+    def write(self, out_dir: Path, name: str) -> Path:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{name}.txt"
+        path.write_text("\n".join(self.lines) + "\n", encoding="utf-8")
+        return path

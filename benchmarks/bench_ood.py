@@ -43,7 +43,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import RESULTS_DIR, machine, machine_line, markdown_table, write_json
+from _common import (
+    RESULTS_DIR,
+    Transcript,
+    machine,
+    machine_line,
+    markdown_table,
+    write_json,
+)
 from PIL import Image, ImageDraw, ImageFont
 
 import digitrec
@@ -339,16 +346,16 @@ def table(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    lines: list[str] = []
-
-    def say(text: str = "") -> None:
-        print(text, flush=True)
-        lines.append(text)
+    transcript = Transcript()
+    say = transcript.say
 
     args.out.mkdir(parents=True, exist_ok=True)
     say(machine_line())
     train, test = digitrec.load_mnist("train"), digitrec.load_mnist("test")
     cnn_train = train[:500] if args.quick else train
+    # The images the MNIST models are scored with (and statistics fitted on, when fitted).
+    scored_train = train[:2000] if args.quick else train
+    scored_test = test[:2000] if args.quick else test
     count = args.images
     glyphs, kinds = characters(count, seed=1)
     sets = {
@@ -381,13 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         models["mlp"] = (mlp, f"trained {1 if args.quick else 10} epochs in {seconds:.0f} s")
     for name, (model, how) in models.items():
-        result, mask = compare(
-            model,
-            train[:2000] if args.quick else train,
-            test[:2000] if args.quick else test,
-            sets,
-            kinds,
-        )
+        result, mask = compare(model, scored_train, scored_test, sets, kinds)
         if mask is not None:
             masks[name] = mask
         result["model"] = how
@@ -409,12 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.large_bank:
         model, how = models["cnn"]
         result, _ = compare(
-            model,
-            train[:2000] if args.quick else train,
-            test[:2000] if args.quick else test,
-            sets,
-            kinds,
-            bank_size=args.large_bank,
+            model, scored_train, scored_test, sets, kinds, bank_size=args.large_bank
         )
         result["model"] = how
         results["mnist-cnn-large-bank"] = result
@@ -460,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     path = write_json(args.out, "ood", output)
-    (args.out / "ood.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    transcript.write(args.out, "ood")
     print(f"\nwrote {path}")
     return 0
 

@@ -33,7 +33,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import RESULTS_DIR, machine, machine_line, markdown_table, write_json
+from _common import (
+    RESULTS_DIR,
+    Transcript,
+    machine,
+    machine_line,
+    markdown_table,
+    write_json,
+)
 from bench_ood import blank, characters, noise, scribbles
 from torch import nn
 from torch.nn import functional
@@ -242,12 +249,8 @@ def combinations(banks: list[int], has_discriminator: bool) -> list[tuple[str, t
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    lines: list[str] = []
-
-    def say(text: str = "") -> None:
-        print(text, flush=True)
-        lines.append(text)
+    transcript = Transcript()
+    say = transcript.say
 
     say(machine_line())
     started = time.perf_counter()
@@ -313,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     path = write_json(args.out, "ood_screen", output)
-    (args.out / "ood_screen.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    transcript.write(args.out, "ood_screen")
     print(f"\nwrote {path}")
     return 0
 
